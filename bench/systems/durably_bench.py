@@ -1,0 +1,134 @@
+"""durably, embedded on SQLite, from this repository's src/ (run with its .venv python).
+
+Modes: W1 and W5 `sync` (default) or `async` workflows and steps; W2 `default`
+(`synchronous="normal"`) or `full` (`synchronous="full"`, power-loss safe). W3: a
+fresh `Engine` on the same file resumes the interrupted run by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+
+import common
+
+import durably
+
+ROLE = "parent"
+WORKDIR = Path(".")
+WORKERS = 8
+
+
+@durably.step
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@durably.step
+async def add_one_async(x: int) -> int:
+    return x + 1
+
+
+@durably.workflow(name="bench.three")
+def three(x: int) -> int:
+    return add_one(add_one(add_one(x)))
+
+
+@durably.workflow(name="bench.three.async")
+async def three_async(x: int) -> int:
+    return await add_one_async(await add_one_async(await add_one_async(x)))
+
+
+@durably.workflow(name="bench.chain")
+def chain(n: int) -> int:
+    x = 0
+    for _ in range(n):
+        x = add_one(x)
+    return x
+
+
+@durably.step
+def nap() -> None:
+    time.sleep(common.W5_SLEEP)
+
+
+@durably.step
+async def nap_async() -> None:
+    await asyncio.sleep(common.W5_SLEEP)
+
+
+@durably.workflow(name="bench.nap")
+def napper() -> None:
+    nap()
+
+
+@durably.workflow(name="bench.nap.async")
+async def napper_async() -> None:
+    await nap_async()
+
+
+@durably.step
+def crash_step(n: int) -> int:
+    common.w3_step_body(WORKDIR, ROLE, n)
+    return n
+
+
+@durably.workflow(name="bench.five")
+def five() -> int:
+    for n in range(1, common.W3_STEPS + 1):
+        crash_step(n)
+    return common.W3_STEPS
+
+
+def engine(args: Any, synchronous: str = "normal") -> durably.Engine:
+    return durably.Engine(str(args.dir / "durably.db"), workers=WORKERS, synchronous=synchronous)
+
+
+def run_many(args: Any, wf: Any, count: int, *wf_args: Any) -> float:
+    with engine(args) as eng:
+        started = time.perf_counter()
+        handles = [eng.start_workflow(wf, *wf_args) for _ in range(count)]
+        for handle in handles:
+            handle.result(timeout=600)
+        return time.perf_counter() - started
+
+
+def w1(args: Any) -> dict[str, Any]:
+    wf = three_async if args.mode == "async" else three
+    seconds = run_many(args, wf, common.W1_WORKFLOWS, 1)
+    return {"seconds": seconds, "wf_per_s": common.W1_WORKFLOWS / seconds}
+
+
+def w2(args: Any) -> dict[str, Any]:
+    with engine(args, "full" if args.mode == "full" else "normal") as eng:
+        seconds = common.timed(lambda: eng.start_workflow(chain, common.W2_STEPS).result(60))
+    return {"seconds": seconds, "us_per_step": seconds / common.W2_STEPS * 1e6}
+
+
+def w5(args: Any) -> dict[str, Any]:
+    wf = napper_async if args.mode == "async" else napper
+    return {"seconds": run_many(args, wf, common.W5_WORKFLOWS)}
+
+
+def w3(args: Any) -> dict[str, Any]:
+    global ROLE, WORKDIR
+    ROLE, WORKDIR = args.role, args.dir
+    started = time.perf_counter()
+    with engine(args) as eng:  # in the recover role, this resumes the run by itself
+        if args.role == "crash":
+            eng.start_workflow(five, run_id="w3")
+            time.sleep(common.W3_HANG)  # killed before this ends
+        common.wait_until(
+            lambda: eng.get_run("w3").status == durably.RunStatus.COMPLETED, 110, "recovery"
+        )
+        seconds = time.perf_counter() - started
+    return {"in_process_s": seconds, "recovery": "automatic when an Engine opens the file"}
+
+
+if __name__ == "__main__":
+    common.main(__file__, {"W1": w1, "W2": w2, "W3": w3, "W5": w5})

@@ -1,0 +1,67 @@
+"""Compensation: a durable undo stack, run in reverse when a run fails or is cancelled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec
+
+from durably.context import ContinueAsNew, RunContext, Suspend, current
+from durably.errors import LeaseLost, NotInWorkflow, StepFailed
+from durably.plans import Plan
+from durably.registry import Step
+from durably.retry import RetryPolicy
+
+P = ParamSpec("P")
+log = logging.getLogger("durably.compensation")
+
+
+def compensate(fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> None:
+    """Push an undo action: if the run then fails or is cancelled, it runs as a durable step.
+
+    Actions run in reverse order of registration, after the workflow raised and
+    before the run ends. A step runs with its own policy; a plain function runs
+    as a step named ``compensate:<qualified name>``.
+    """
+    ctx = current()
+    if ctx is None:
+        raise NotInWorkflow("durably.compensate() can only be called inside a workflow run")
+    ctx.compensations.append((fn, args, kwargs))
+
+
+def needs_unwinding(ctx: RunContext, error: BaseException | None) -> bool:
+    """A failure or a cancellation unwinds; suspensions, lost leases and bugs in replay don't."""
+    if error is None or not ctx.compensations or ctx.lost or ctx.fatal is not None:
+        return False
+    return not isinstance(error, Suspend | ContinueAsNew | LeaseLost)
+
+
+def interrupted_unwinding(original: BaseException | None, interruption: BaseException) -> Any:
+    """What ends the execution when unwinding itself had to stop (a suspension, a lost lease)."""
+    if isinstance(interruption, Suspend | LeaseLost):
+        return interruption
+    log.error("compensation stopped by an unexpected error: %r", interruption)
+    return original
+
+
+def _undo_steps(
+    ctx: RunContext,
+) -> Iterator[tuple[Step[Any, Any], tuple[Any, ...], dict[str, Any]]]:
+    actions, ctx.compensations = ctx.compensations, []
+    for fn, args, kwargs in reversed(actions):
+        if not isinstance(fn, Step):
+            fn = Step(fn, f"compensate:{fn.__qualname__}", RetryPolicy(), None)
+        yield fn, args, kwargs
+
+
+def unwind(ctx: RunContext) -> Plan[None]:
+    """Run the undo actions as durable steps, newest first; a failed one does not stop the rest."""
+    ctx.shielded += 1  # undo work must run even though the run was cancelled
+    try:
+        for step, args, kwargs in _undo_steps(ctx):
+            try:
+                yield from ctx.step_plan(step, args, kwargs)
+            except StepFailed as exc:
+                log.error("run %s: compensation failed: %s", ctx.run_id, exc)
+    finally:
+        ctx.shielded -= 1

@@ -1,0 +1,456 @@
+"""The public entry point: start runs, read their state, and execute them."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar, overload
+
+from durably import crashpoints, registry
+from durably.committer import Committer
+from durably.durations import parse_duration
+from durably.errors import RunNotFound, WorkflowNotFound
+from durably.executor import Executor
+from durably.handle import RunHandle
+from durably.plans import Plan, Write, drive_async, drive_sync
+from durably.records import (
+    Claim,
+    NewRun,
+    Run,
+    RunRow,
+    RunStatus,
+    StepRecord,
+    new_run_id,
+)
+from durably.registry import Workflow
+from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, encode_call, loads, return_hint
+from durably.stores import open_store
+from durably.stores.base import Store
+from durably.stores.sqlite import Synchronous
+
+R = TypeVar("R")
+
+
+def _check_id(kind: str, value: str | None) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
+        raise ValueError(f"{kind} must be a non-empty string of at most 200 chars, not {value!r}")
+    return value
+
+
+class Engine:
+    """Starts, inspects and executes durable runs.
+
+    Args:
+        store: ``None`` for ``./durably.db``, a path, ``"sqlite:///path"``,
+            ``":memory:"``, or a Store object.
+        workers: threads for sync workflows (async ones share one event loop).
+        lease: seconds a claim lasts without a heartbeat; a dead worker's runs
+            are resumed by others after this long (at once on the same host).
+        poll_interval: seconds between looks for work made runnable by other
+            processes (work made runnable in this process starts at once).
+        synchronous: ``"normal"`` survives process crashes; ``"full"`` also
+            power loss.
+        max_payload: the size limit of one argument list or result, in bytes.
+        shutdown_grace: seconds ``shutdown`` lets running executions finish.
+        queues: the queues this engine executes runs from (default: all).
+        workflows: name patterns (``"billing.*"``) of the workflows it executes
+            (default: every registered one).
+        execute: ``False`` for a client that starts runs (by name, without
+            importing them), sends signals and reads state, but executes nothing.
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        workers: int = 8,
+        lease: float | str = 30.0,
+        poll_interval: float | str = 1.0,
+        synchronous: Synchronous = "normal",
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        shutdown_grace: float | str = 10.0,
+        queues: Sequence[str] | None = None,
+        workflows: Sequence[str] | None = None,
+        execute: bool = True,
+    ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive int, not {workers!r}")
+        self.store = open_store(store, synchronous)
+        self.workers = workers
+        self.lease = parse_duration(lease)
+        self.poll_interval = parse_duration(poll_interval)
+        self.max_payload = max_payload
+        self.shutdown_grace = parse_duration(shutdown_grace)
+        self.queues = None if queues is None else [str(q) for q in queues]
+        self.workflows = None if workflows is None else [str(w) for w in workflows]
+        self.execute = execute
+        if self.lease < 1:
+            raise ValueError("lease must be at least 1 second")
+        self.committer = Committer(self.store)
+        self._executor: Executor | None = None
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
+        self._watch_lock = threading.Lock()
+        self._unlisten: Callable[[], None] | None = None
+
+    # -- life cycle --------------------------------------------------------------
+    def launch(self) -> Engine:
+        """Start the background executor: claim and run work until :meth:`shutdown`."""
+        if self._executor is None and self.execute:
+            self._executor = Executor(
+                self.store,
+                self.committer,
+                workers=self.workers,
+                lease=self.lease,
+                poll_interval=self.poll_interval,
+                on_finished=self._notify,
+                queues=self.queues,
+                workflows=self.workflows,
+            )
+            self._executor.start()
+        self._listen()
+        return self
+
+    def executing_workflows(self) -> list[str]:
+        """Names of the workflows this engine executes (empty when not launched)."""
+        return [] if self._executor is None else self._executor.workflow_names()
+
+    def _listen(self) -> None:
+        """Hear of runnable and finished runs from other processes (PostgreSQL NOTIFY)."""
+        if self._unlisten is None:
+            self._unlisten = self.store.listen(self._on_ready, self._notify)
+
+    def _on_ready(self) -> None:
+        if self._executor is not None:
+            self._executor.poke()
+
+    def shutdown(self) -> None:
+        """Stop executing; unfinished runs are released for any engine to resume."""
+        if self._executor is not None:
+            self._executor.stop(self.shutdown_grace)
+            self._executor = None
+
+    def close(self) -> None:
+        """Shut down and close the store."""
+        self.shutdown()
+        if self._unlisten is not None:
+            self._unlisten()
+        self.committer.close()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self.launch()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- starting ----------------------------------------------------------------
+    @overload
+    def start_workflow(
+        self,
+        wf: Workflow[Any, Coroutine[Any, Any, R]],
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float | str | None = None,
+        partition_key: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[R]: ...
+    @overload
+    def start_workflow(
+        self,
+        wf: Workflow[Any, R],
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float | str | None = None,
+        partition_key: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[R]: ...
+    @overload
+    def start_workflow(
+        self,
+        wf: str,
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float | str | None = None,
+        partition_key: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[Any]: ...
+    def start_workflow(
+        self,
+        wf: Workflow[Any, Any] | str,
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float | str | None = None,
+        partition_key: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[Any]:
+        """Start a run of ``wf`` (a workflow or its registered name) with these arguments.
+
+        The run is durable when this returns. Starting again with the same
+        ``run_id`` or ``idempotency_key`` returns the existing run's handle.
+
+        Args:
+            wf: the workflow, or its name (a client engine may start names it
+                does not import).
+            run_id: the run's id (default: a new time-ordered id).
+            idempotency_key: a second start with this key returns the first run.
+            queue: the queue the run waits in (see :class:`durably.Queue`).
+            priority: higher runs are claimed first within the claim order.
+            delay: start no earlier than this (seconds or ``"10m"``).
+            partition_key: runs with one key share the queue's per-key limit.
+
+        Raises:
+            WorkflowNotFound: no workflow of that name is registered (executing engines).
+            SerializationError: an argument cannot be encoded (nothing is written).
+        """
+        new, hint = self._new_run(
+            wf, args, kwargs, run_id, idempotency_key, queue, priority, delay, partition_key
+        )
+        return drive_sync(self.committer, self._start_plan(new, hint))
+
+    async def start_workflow_async(
+        self,
+        wf: Workflow[Any, Any] | str,
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float | str | None = None,
+        partition_key: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[Any]:
+        """Async twin of :meth:`start_workflow`."""
+        new, hint = self._new_run(
+            wf, args, kwargs, run_id, idempotency_key, queue, priority, delay, partition_key
+        )
+        return await drive_async(self.committer, self._start_plan(new, hint))
+
+    def _new_run(
+        self,
+        wf: Workflow[Any, Any] | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        run_id: str | None,
+        idempotency_key: str | None,
+        queue: str,
+        priority: int,
+        delay: float | str | None,
+        partition_key: str | None,
+    ) -> tuple[NewRun, Any]:
+        """Validate and encode a start request; nothing is written yet."""
+        workflow = self._resolve(wf)
+        name = workflow.name if workflow is not None else str(wf)
+        fn = workflow.fn if workflow is not None else None
+        text = encode_call(
+            fn, args, kwargs, what=f"input of workflow {name!r}", limit=self.max_payload
+        )
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ValueError(f"priority must be an int, not {priority!r}")
+        wait = 0.0 if delay is None else parse_duration(delay)
+        executor = self._executor
+        direct = executor is not None and not wait and executor.has_room(queue, name)
+        new = NewRun(
+            run_id=_check_id("run_id", run_id) or new_run_id(),
+            workflow=name,
+            input=text,
+            idempotency_key=_check_id("idempotency_key", idempotency_key),
+            queue=_check_id("queue", queue) or "default",
+            priority=priority,
+            delay=wait,
+            partition_key=_check_id("partition_key", partition_key),
+            owner=executor.owner if direct and executor is not None else None,
+            lease=self.lease,
+        )
+        return new, Any if fn is None else return_hint(fn)
+
+    def _resolve(self, wf: Workflow[Any, Any] | str) -> Workflow[Any, Any] | None:
+        if isinstance(wf, Workflow):
+            return wf
+        if not isinstance(wf, str):
+            raise WorkflowNotFound(f"{wf!r} is not a durably workflow; decorate it with @workflow")
+        try:
+            return registry.lookup(wf)
+        except WorkflowNotFound:
+            if self.execute:
+                raise
+            _check_id("workflow name", wf)
+            return None  # a client starts it by name for workers that have it
+
+    def _start_plan(self, new: NewRun, hint: Any) -> Plan[RunHandle[Any]]:
+        row, created = yield Write(lambda tx: self.store.create_run(tx, new))
+        crashpoints.hit("start.after_create")
+        executor = self._executor
+        # Only a run this call created is dispatched here. (A run claimed by a create
+        # whose commit reported an error is not running; its lease is not renewed, so
+        # it expires and any worker claims it.)
+        if created and executor is not None:
+            if new.owner is not None:
+                executor.dispatch(Claim(row, ()))
+            elif new.delay:
+                executor.wake_at(executor.db_now() + new.delay)
+            else:
+                executor.poke()
+        return RunHandle(self, row.run_id, hint)
+
+    def handle(self, run_id: str) -> RunHandle[Any]:
+        """A handle for an existing run (its result is typed if its workflow is registered)."""
+        row = self._row(run_id)
+        try:
+            hint = return_hint(registry.lookup(row.workflow).fn)
+        except WorkflowNotFound:
+            hint = Any
+        return RunHandle(self, run_id, hint)
+
+    # -- reading -----------------------------------------------------------------
+    def _row(self, run_id: str) -> RunRow:
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        return row
+
+    def get_run(self, run_id: str) -> Run:
+        """A snapshot of the run. Raises :class:`RunNotFound`."""
+        row = self._row(run_id)
+        local = self._executor.current_step(run_id) if self._executor else None
+        return Run.from_row(row, local)
+
+    def list_runs(
+        self, workflow: str | None = None, status: RunStatus | str | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Runs, newest first, optionally of one workflow and/or in one status."""
+        state = None if status is None else RunStatus(status)
+        return [Run.from_row(r, None) for r in self.store.list_runs(workflow, state, limit)]
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """The run's journal, in order."""
+        self._row(run_id)
+        return [StepRecord.from_entry(e) for e in self.store.journal(run_id)]
+
+    def retry(self, run_id: str) -> RunHandle[Any]:
+        """Run a failed run again: recorded steps are replayed, the failed step runs anew."""
+        self.committer.run(lambda tx: self.store.retry_run(tx, run_id))
+        if self._executor is not None:
+            self._executor.poke()
+        return self.handle(run_id)
+
+    def cancel(self, run_id: str, reason: str | None = None) -> None:
+        """Cancel a run and its children.
+
+        A sleeping or waiting run is woken and cancelled at once; a running one gets
+        ``WorkflowCancelled`` at its next durable call. Compensations and shielded
+        cleanup run before it ends as ``cancelled``. Cancelling a cancelled run does
+        nothing; a completed or failed one raises :class:`InvalidRunState`.
+        """
+        text = reason or "cancelled"
+        self.committer.run(lambda tx: self.store.cancel_run(tx, run_id, text))
+        if self._executor is not None:
+            self._executor.cancel_local(run_id)
+            self._executor.poke()
+
+    def send_signal(
+        self, run_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None
+    ) -> None:
+        """Send ``payload`` to the run under ``name``; it is received exactly once.
+
+        Sends with the same ``idempotency_key`` are one signal (retry a send safely).
+
+        Raises:
+            SerializationError: the payload cannot be encoded (nothing is sent).
+            RunNotFound: no such run. InvalidRunState: the run has ended.
+        """
+        text = dumps(payload, what=f"signal {name!r} payload", limit=self.max_payload)
+        key = _check_id("idempotency_key", idempotency_key) or new_run_id()
+        self.committer.run(lambda tx: self.store.send_signal(tx, run_id, name, text, key))
+        if self._executor is not None:
+            self._executor.poke()
+
+    def get_event(self, run_id: str, key: str, timeout: float | str | None = None) -> Any:
+        """The value the run published under ``key``, waiting until it is set.
+
+        Returns ``None`` when ``timeout`` passes first or the run ends without it.
+        """
+        deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
+        pause = 0.005
+        while True:
+            # The status first: an event set before the run ended is then seen below.
+            ended = self._row(run_id).status.terminal
+            found, value = self.store.get_event(run_id, key)
+            if found:
+                return loads(value, what=f"event {key!r} of run {run_id}")
+            if ended or (deadline is not None and time.monotonic() >= deadline):
+                return None
+            left = math.inf if deadline is None else deadline - time.monotonic()
+            time.sleep(max(0.0, min(pause, left)))
+            pause = min(pause * 2, self.poll_interval)
+
+    async def cancel_async(self, run_id: str, reason: str | None = None) -> None:
+        await asyncio.to_thread(self.cancel, run_id, reason)
+
+    async def send_signal_async(
+        self, run_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None
+    ) -> None:
+        await asyncio.to_thread(
+            self.send_signal, run_id, name, payload, idempotency_key=idempotency_key
+        )
+
+    async def get_event_async(
+        self, run_id: str, key: str, timeout: float | str | None = None
+    ) -> Any:
+        return await asyncio.to_thread(self.get_event, run_id, key, timeout)
+
+    async def get_run_async(self, run_id: str) -> Run:
+        return await asyncio.to_thread(self.get_run, run_id)
+
+    async def list_runs_async(
+        self, workflow: str | None = None, status: RunStatus | str | None = None, limit: int = 100
+    ) -> list[Run]:
+        return await asyncio.to_thread(self.list_runs, workflow, status, limit)
+
+    async def steps_async(self, run_id: str) -> list[StepRecord]:
+        return await asyncio.to_thread(self.steps, run_id)
+
+    async def retry_async(self, run_id: str) -> RunHandle[Any]:
+        return await asyncio.to_thread(self.retry, run_id)
+
+    # -- completion notifications ------------------------------------------------
+    @contextmanager
+    def watch(self, run_id: str, callback: Callable[[], None]) -> Iterator[None]:
+        """Call ``callback`` when this process sees the run end or suspend."""
+        self._listen()
+        with self._watch_lock:
+            self._watchers.setdefault(run_id, []).append(callback)
+        try:
+            yield
+        finally:
+            with self._watch_lock:
+                callbacks = self._watchers.get(run_id, [])
+                callbacks.remove(callback)
+                if not callbacks:
+                    self._watchers.pop(run_id, None)
+
+    def _notify(self, run_id: str) -> None:
+        with self._watch_lock:
+            callbacks = list(self._watchers.get(run_id, ()))
+        for callback in callbacks:
+            callback()

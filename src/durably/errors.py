@@ -1,0 +1,164 @@
+"""The exceptions durably raises, all under :class:`DurablyError`.
+
+Errors that cross a process boundary (a step that failed, a run that failed) are
+carried as :class:`ErrorInfo`: the remote type name, message and traceback text.
+Nothing is unpickled to rebuild them.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A recorded error: what type it was, what it said, and where it happened."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(type=type(exc).__qualname__, message=str(exc), traceback=tb)
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ErrorInfo:
+        return cls(
+            type=str(data.get("type", "Exception")),
+            message=str(data.get("message", "")),
+            traceback=str(data.get("traceback", "")),
+        )
+
+
+class DurablyError(Exception):
+    """Base class of every error durably raises."""
+
+
+class RetryableError(DurablyError):
+    """Raise from a step to ask for a retry, optionally after ``retry_after`` seconds."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FatalError(DurablyError):
+    """Raise from a step to fail it at once: it is never retried."""
+
+
+class _RemoteError(DurablyError):
+    """An error that happened elsewhere and is described by an :class:`ErrorInfo`."""
+
+    def __init__(self, message: str, error: ErrorInfo) -> None:
+        super().__init__(message)
+        self.error = error
+
+    @property
+    def error_type(self) -> str:
+        return self.error.type
+
+    @property
+    def error_message(self) -> str:
+        return self.error.message
+
+    @property
+    def remote_traceback(self) -> str:
+        return self.error.traceback
+
+
+class StepFailed(_RemoteError):
+    """A step exhausted its retries (or failed fatally).
+
+    The workflow sees this same type on first execution and on replay; it carries
+    the original error's type name, message and traceback text.
+    """
+
+    def __init__(self, step: str, error: ErrorInfo, attempts: int) -> None:
+        super().__init__(
+            f"step {step!r} failed after {attempts} attempt(s): {error.type}: {error.message}",
+            error,
+        )
+        self.step = step
+        self.attempts = attempts
+
+
+class StepTimeout(DurablyError):
+    """A step ran past its timeout; it goes through the step's retry policy."""
+
+
+class WorkflowFailed(_RemoteError):
+    """Raised by ``RunHandle.result()`` when the run ended in failure."""
+
+    def __init__(self, run_id: str, error: ErrorInfo) -> None:
+        super().__init__(f"run {run_id} failed: {error.type}: {error.message}", error)
+        self.run_id = run_id
+
+
+class WorkflowCancelled(DurablyError):
+    """The run was cancelled: raised inside it at its next durable call, and by ``result()``."""
+
+
+class ChildFailed(_RemoteError):
+    """A child run failed or was cancelled; raised in the parent (the same on replay)."""
+
+    def __init__(self, run_id: str, error: ErrorInfo) -> None:
+        super().__init__(f"child run {run_id} failed: {error.type}: {error.message}", error)
+        self.run_id = run_id
+
+
+class WorkflowNotFound(DurablyError):
+    """No workflow with this name is registered in this process."""
+
+
+class RunNotFound(DurablyError):
+    """No run with this id exists."""
+
+
+class InvalidRunState(DurablyError):
+    """The run is not in a state that allows the requested action."""
+
+
+class NonDeterminismError(DurablyError):
+    """Replayed workflow code called something other than what the journal recorded."""
+
+    def __init__(
+        self, run_id: str, position: int, recorded: str, current: str, call_site: str
+    ) -> None:
+        super().__init__(
+            f"run {run_id}: non-deterministic workflow at journal position {position}: "
+            f"the journal recorded {recorded}, but the code now calls {current} "
+            f"at {call_site}. Restore the old code path (see durably.patched) or "
+            f"fix the code and call engine.retry({run_id!r})."
+        )
+        self.run_id = run_id
+        self.position = position
+        self.recorded = recorded
+        self.current = current
+        self.call_site = call_site
+
+
+class SerializationError(DurablyError):
+    """A value could not be encoded or decoded, or is over the size limit."""
+
+
+class NotInWorkflow(DurablyError):
+    """A primitive that only makes sense inside a workflow run was called outside one."""
+
+
+class LeaseLost(DurablyError):
+    """This worker no longer holds the run's lease; another worker owns it now."""
+
+
+class StoreError(DurablyError):
+    """The database failed in a way durably could not retry (disk full, read-only, corrupt)."""
+
+
+class StoreClosed(StoreError):
+    """The engine (and its store) was closed; nothing more can be written through it."""

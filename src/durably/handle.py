@@ -1,0 +1,112 @@
+"""``RunHandle``: a reference to one run, to read its status and wait for its result."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from durably.errors import RunNotFound, WorkflowCancelled, WorkflowFailed
+from durably.records import RunRow, RunStatus
+from durably.serialization import loads
+
+if TYPE_CHECKING:
+    from durably.engine import Engine
+
+R = TypeVar("R")
+
+#: Cross-process waits poll with this backoff, up to the engine's poll interval.
+_FIRST_POLL = 0.005
+
+
+class RunHandle(Generic[R]):
+    """A started run. ``result()`` waits for it; any process may hold a handle."""
+
+    def __init__(self, engine: Engine, run_id: str, result_hint: Any = Any) -> None:
+        self._engine = engine
+        self.run_id = run_id
+        self._hint = result_hint
+        self._target = run_id  # moves along a continue-as-new chain
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id}>"
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel the run (see :meth:`Engine.cancel`)."""
+        self._engine.cancel(self.run_id, reason)
+
+    async def cancel_async(self, reason: str | None = None) -> None:
+        await self._engine.cancel_async(self.run_id, reason)
+
+    def status(self) -> RunStatus:
+        """The run's current status."""
+        return self._engine.get_run(self.run_id).status
+
+    async def status_async(self) -> RunStatus:
+        return (await self._engine.get_run_async(self.run_id)).status
+
+    def result(self, timeout: float | None = None) -> R:
+        """Wait for the run to end and return its result.
+
+        Raises:
+            WorkflowFailed: the run failed; carries the error type, message and traceback.
+            TimeoutError: the run did not end within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _FIRST_POLL
+        while True:
+            event = threading.Event()
+            with self._engine.watch(self._target, event.set):
+                row = self._engine.store.get_run(self._target)
+                if self._settled(row):
+                    return self._outcome(row)
+                event.wait(self._next_wait(deadline, pause))
+            pause = min(pause * 2, self._engine.poll_interval)
+
+    async def result_async(self, timeout: float | None = None) -> R:
+        """Async twin of :meth:`result`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _FIRST_POLL
+        loop = asyncio.get_running_loop()
+        while True:
+            woken = asyncio.Event()
+
+            def wake(event: asyncio.Event = woken) -> None:
+                loop.call_soon_threadsafe(event.set)
+
+            with self._engine.watch(self._target, wake):
+                row = await asyncio.to_thread(self._engine.store.get_run, self._target)
+                if self._settled(row):
+                    return self._outcome(row)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), self._next_wait(deadline, pause))
+            pause = min(pause * 2, self._engine.poll_interval)
+
+    # -- shared decisions ------------------------------------------------------------
+    def _settled(self, row: RunRow | None) -> bool:
+        if row is None:
+            raise RunNotFound(f"no run with id {self._target!r}")
+        if row.continued_to is not None:
+            self._target = row.continued_to  # the chain goes on: wait for its next link
+            return False
+        return row.status.terminal
+
+    def _next_wait(self, deadline: float | None, pause: float) -> float:
+        if deadline is None:
+            return pause
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"run {self.run_id} did not finish in time")
+        return min(pause, left)
+
+    def _outcome(self, row: RunRow | None) -> R:
+        assert row is not None
+        if row.status is RunStatus.COMPLETED:
+            value: R = loads(row.output, self._hint, what=f"result of run {row.run_id}")
+            return value
+        assert row.error is not None
+        if row.status is RunStatus.CANCELLED:
+            raise WorkflowCancelled(row.error.message)
+        raise WorkflowFailed(row.run_id, row.error)

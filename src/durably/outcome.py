@@ -1,0 +1,110 @@
+"""What an execution of a run leaves behind: completed, failed, cancelled, or suspended."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from durably import crashpoints
+from durably.context import ContinueAsNew, RunContext, Suspend
+from durably.errors import ErrorInfo, LeaseLost, SerializationError, WorkflowCancelled
+from durably.records import Claim, NewRun, RunStatus, new_run_id
+from durably.serialization import dumps, encode_call
+
+
+@dataclass(frozen=True, slots=True)
+class Conclusion:
+    """The final write of one execution, and what follows once it committed."""
+
+    op: Callable[[Any], Any]
+    status: RunStatus
+    wake_at: float | None = None
+    then: Callable[[Any], None] | None = None
+
+
+def conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conclusion | None:
+    """Decide how this execution ends; ``None`` when it must be abandoned.
+
+    Abandoned: another worker owns the run now, or the database failed one of its
+    writes (then the executor releases the run for a later replay).
+    """
+    if ctx.lost or ctx.broken or isinstance(error, LeaseLost):
+        return None
+    crashpoints.hit("run.before_finish")
+    if error is None:
+        ctx.check_finished()
+    if ctx.fatal is not None:
+        error = ctx.fatal  # even if the workflow caught it
+    if isinstance(error, Suspend):
+        return _suspend(ctx, error)
+    if isinstance(error, ContinueAsNew):
+        try:
+            return _continue(ctx, error)
+        except SerializationError as exc:
+            error = exc
+    if error is None:
+        what = f"result of workflow {ctx.workflow.name!r} (run {ctx.run_id})"
+        try:
+            text = dumps(result, what=what)
+        except SerializationError as exc:
+            error = exc
+        else:
+            return _finish(ctx, RunStatus.COMPLETED, text, None)
+    if isinstance(error, WorkflowCancelled):
+        return _finish(ctx, RunStatus.CANCELLED, None, ErrorInfo.from_exception(error))
+    return _finish(ctx, RunStatus.FAILED, None, ErrorInfo.from_exception(error))
+
+
+def _suspend(ctx: RunContext, request: Suspend) -> Conclusion:
+    store, lease = ctx.store, ctx.lease
+    status, wake_at, entries = request.status, request.available_at, request.entries
+
+    def suspend(tx: Any) -> None:
+        for entry in entries:
+            store.append_entry(tx, lease, entry)
+        store.suspend_run(tx, lease, status, wake_at)
+
+    return Conclusion(ctx.fenced(suspend).op, status, wake_at)
+
+
+def _finish(
+    ctx: RunContext, status: RunStatus, output: str | None, error: ErrorInfo | None
+) -> Conclusion:
+    store, lease = ctx.store, ctx.lease
+    parent = ctx.run.parent_id
+    write = ctx.fenced(lambda tx: store.finish_run(tx, lease, status, output, error, None, parent))
+    return Conclusion(write.op, status)
+
+
+def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
+    """End the run and create its successor with fresh input (and an empty journal)."""
+    workflow, host = ctx.workflow, ctx.host
+    text = encode_call(
+        workflow.fn,
+        request.call_args,
+        request.call_kwargs,
+        what=f"input of workflow {workflow.name!r} (continued from run {ctx.run_id})",
+    )
+    run = ctx.run
+    direct = host is not None and host.has_room(run.queue, workflow.name)
+    successor = NewRun(  # the same logical chain: same queue, priority, partition, parent
+        run_id=new_run_id(),
+        workflow=workflow.name,
+        input=text,
+        queue=run.queue,
+        priority=run.priority,
+        partition_key=run.partition_key,
+        parent_id=run.parent_id,
+        owner=host.owner if direct and host is not None else None,
+        lease=host.lease if host is not None else 0.0,
+    )
+    store, lease = ctx.store, ctx.lease
+    write = ctx.fenced(lambda tx: store.continue_run(tx, lease, successor))
+
+    def dispatch(created: tuple[Any, bool]) -> None:
+        row, new = created
+        if new and direct and host is not None:
+            host.dispatch(Claim(row, ()))
+
+    return Conclusion(write.op, RunStatus.COMPLETED, then=dispatch)

@@ -1,0 +1,187 @@
+"""Plans: the logic of a durable call as a generator of effects, and its two drivers.
+
+A durable call (a step, a timer, a signal wait ...) is written once as a
+generator that yields :class:`Invoke`, :class:`Sleep` and :class:`Write`
+effects. :func:`drive_sync` performs them blocking, :func:`drive_async` awaits
+them: one implementation behind the sync and the async API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from collections.abc import Awaitable, Callable, Generator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from durably.errors import StepTimeout as StepTimeoutError
+from durably.errors import StoreClosed, StoreError
+
+if TYPE_CHECKING:
+    from durably.committer import Committer
+
+T = TypeVar("T")
+
+#: Seconds a run keeps retrying a write the database failed (disk full, restart).
+STORE_RETRY_FOR = 30.0
+
+#: The workflow run executing in this thread or task. Step bodies run with None,
+#: so a step called inside a step body is a plain call.
+current_run: contextvars.ContextVar[Any] = contextvars.ContextVar("durably_run", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    timeout: float | None
+    label: str
+    is_async: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    op: Callable[[Any], Any]
+    #: Called when the database fails this write (the run's execution is then abandoned).
+    on_store_error: Callable[[], None] | None = None
+
+
+Effect = Invoke | Sleep | Write
+Plan = Generator[Effect, Any, T]
+
+
+# -- drivers: perform a plan's effects, blocking or awaiting --------------------------
+def drive_sync(committer: Committer, plan: Plan[T]) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = plan.send(value) if error is None else plan.throw(error)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        value, error = None, None
+        try:
+            if isinstance(effect, Write):
+                value = _written(effect, committer)
+            elif isinstance(effect, Sleep):
+                time.sleep(effect.seconds)
+            else:
+                value = _invoke_sync(effect)
+        except BaseException as exc:  # handed to the plan, which decides
+            error = exc
+
+
+async def drive_async(committer: Committer, plan: Plan[T]) -> T:
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = plan.send(value) if error is None else plan.throw(error)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        value, error = None, None
+        try:
+            if isinstance(effect, Write):
+                value = await _written_async(effect, committer)
+            elif isinstance(effect, Sleep):
+                await asyncio.sleep(effect.seconds)
+            elif effect.is_async:
+                value = await _invoke_async(effect)
+            else:  # a sync step of an async workflow (map, compensation) runs on a thread
+                value = await asyncio.to_thread(_invoke_sync, effect)
+        except BaseException as exc:
+            error = exc
+
+
+class _StoreRetry:
+    """A run's write the database failed is retried with backoff (the step's result
+    is in hand: no need to run it again) until ``STORE_RETRY_FOR`` runs out; then
+    the run's execution is abandoned and the run released for a later replay."""
+
+    def __init__(self, effect: Write) -> None:
+        self.effect = effect
+        self.deadline = time.monotonic() + STORE_RETRY_FOR
+        self.pause = 0.05
+
+    def next_pause(self, error: StoreError) -> float:
+        closed = isinstance(error, StoreClosed)
+        if self.effect.on_store_error is None or closed or time.monotonic() > self.deadline:
+            if self.effect.on_store_error is not None:
+                self.effect.on_store_error()
+            raise error
+        pause, self.pause = self.pause, min(self.pause * 2, 1.0)
+        return pause
+
+
+def _written(effect: Write, committer: Committer) -> Any:
+    retry = _StoreRetry(effect)
+    while True:
+        try:
+            return committer.run(effect.op)
+        except StoreError as exc:
+            time.sleep(retry.next_pause(exc))
+
+
+async def _written_async(effect: Write, committer: Committer) -> Any:
+    retry = _StoreRetry(effect)
+    while True:
+        try:
+            return await committer.run_async(effect.op)
+        except StoreError as exc:
+            await asyncio.sleep(retry.next_pause(exc))
+
+
+def _timeout_error(effect: Invoke) -> StepTimeoutError:
+    return StepTimeoutError(f"step {effect.label!r} timed out after {effect.timeout:g}s")
+
+
+def _invoke_sync(effect: Invoke) -> Any:
+    if effect.timeout is None:
+        token = current_run.set(None)  # steps called inside a step body are plain calls
+        try:
+            return effect.fn(*effect.args, **effect.kwargs)
+        finally:
+            current_run.reset(token)
+    # A sync body cannot be interrupted: it runs on its own thread and, past the
+    # timeout, is abandoned and its late result discarded.
+    future: Future[Any] = Future()
+
+    def body() -> None:
+        current_run.set(None)
+        try:
+            future.set_result(effect.fn(*effect.args, **effect.kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(body,), name=f"durably-step-{effect.label}", daemon=True
+    ).start()
+    try:
+        return future.result(effect.timeout)
+    except FutureTimeout:
+        raise _timeout_error(effect) from None
+
+
+async def _invoke_async(effect: Invoke) -> Any:
+    token = current_run.set(None)
+    try:
+        body = cast(Awaitable[Any], effect.fn(*effect.args, **effect.kwargs))
+        if effect.timeout is None:
+            return await body
+        try:
+            return await asyncio.wait_for(body, effect.timeout)
+        except TimeoutError:
+            raise _timeout_error(effect) from None
+    finally:
+        current_run.reset(token)

@@ -1,0 +1,257 @@
+"""What a workflow does besides calling steps: timers, signals, events, values, patches.
+
+Each primitive takes a journal position, so replay gives the same answers and a
+changed order is a :class:`~durably.NonDeterminismError`. The logic is one plan
+per primitive; the sync spelling drives it blocking, the ``_async`` twin awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random as _random
+import time
+import uuid as _uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn, TypeVar
+
+from durably.context import ContinueAsNew, RunContext, Suspend, current, owning, require
+from durably.durations import parse_duration
+from durably.plans import Plan, drive_async, drive_sync
+from durably.plans import Sleep as SleepEffect
+from durably.records import EntryStatus, JournalEntry, RunStatus
+from durably.retry import RESIDENT_DELAY
+from durably.serialization import dumps, loads
+
+T = TypeVar("T")
+Duration = str | float | int | timedelta
+
+
+# -- timers -------------------------------------------------------------------------------
+def _sleep_plan(ctx: RunContext, due: Callable[[float], float]) -> Plan[None]:
+    seq, entry, site = ctx.allocate("sleep", "sleep")
+    if entry is None:
+        ctx.gate()
+        wake_at = due(ctx.now())
+        entry = JournalEntry.record(seq, "sleep", "sleep", site, dumps(wake_at, what="a timer"))
+        if wake_at - ctx.now() > RESIDENT_DELAY:
+            raise Suspend(RunStatus.SLEEPING, wake_at, (entry,))
+        yield ctx.write_entry(entry)
+    else:
+        wake_at = float(loads(entry.output, what="a timer"))
+    left = wake_at - ctx.now()
+    if left > 0:
+        ctx.gate()
+        if left > RESIDENT_DELAY:  # frees the worker: no thread, no task while it sleeps
+            raise Suspend(RunStatus.SLEEPING, wake_at)
+        yield SleepEffect(left)  # a short wait stays resident
+
+
+def _after(duration: Duration) -> Callable[[float], float]:
+    seconds = parse_duration(duration)
+    return lambda now: now + seconds
+
+
+def _at(when: datetime) -> Callable[[float], float]:
+    if not isinstance(when, datetime):
+        raise TypeError(f"sleep_until() takes a datetime, not {type(when).__name__}")
+    stamp = when.timestamp()  # a naive datetime is local time, as everywhere in Python
+    return lambda _now: stamp
+
+
+def sleep(duration: Duration) -> None:
+    """Sleep durably: ``"5s"``, ``"10m"``, ``"2h"``, ``"3d"``, ``"1h30m"``, seconds, timedelta.
+
+    A long sleep frees the worker; the run wakes through the claim path, after
+    restarts too. Outside a workflow this is ``time.sleep``.
+    """
+    due = _after(duration)
+    ctx = current()
+    if ctx is None:
+        time.sleep(max(0.0, due(time.time()) - time.time()))
+        return
+    drive_sync(ctx.committer, _sleep_plan(ctx, due))
+
+
+async def sleep_async(duration: Duration) -> None:
+    """Async twin of :func:`sleep`."""
+    due = _after(duration)
+    ctx = current()
+    if ctx is None:
+        await asyncio.sleep(max(0.0, due(time.time()) - time.time()))
+        return
+    await drive_async(ctx.committer, _sleep_plan(ctx, due))
+
+
+def sleep_until(when: datetime) -> None:
+    """Sleep durably until ``when`` (a naive datetime is local time)."""
+    ctx = require("durably.sleep_until")
+    drive_sync(ctx.committer, _sleep_plan(ctx, _at(when)))
+
+
+async def sleep_until_async(when: datetime) -> None:
+    """Async twin of :func:`sleep_until`."""
+    ctx = require("durably.sleep_until_async")
+    await drive_async(ctx.committer, _sleep_plan(ctx, _at(when)))
+
+
+# -- signals ------------------------------------------------------------------------------
+def _signal_plan(
+    ctx: RunContext, name: str, timeout: Duration | None, raise_on_timeout: bool
+) -> Plan[Any]:
+    seq, entry, site = ctx.allocate("signal", name)
+    if entry is not None and entry.status is EntryStatus.COMPLETED:
+        return _signal_result(entry.output, name, raise_on_timeout)
+    ctx.gate()
+    if entry is not None:
+        deadline = loads(entry.output, what="a signal deadline")
+    else:
+        deadline = None if timeout is None else ctx.now() + parse_duration(timeout)
+    received = JournalEntry.record(seq, "signal", name, site, None)
+    store, lease = ctx.store, ctx.lease
+    payload = yield ctx.fenced(lambda tx: store.take_signal(tx, lease, received))
+    if payload is not None:
+        return loads(payload, what=f"signal {name!r}")
+    if deadline is not None and ctx.now() >= deadline:
+        yield ctx.write_entry(received)  # no output: it timed out
+        return _signal_result(None, name, raise_on_timeout)
+    waiting = JournalEntry.record(
+        seq, "signal", name, site, dumps(deadline, what="a deadline"), EntryStatus.WAITING
+    )
+    raise Suspend(RunStatus.WAITING, deadline, (waiting,))
+
+
+def _signal_result(output: str | None, name: str, raise_on_timeout: bool) -> Any:
+    if output is not None:
+        return loads(output, what=f"signal {name!r}")
+    if raise_on_timeout:
+        raise TimeoutError(f"no signal {name!r} arrived before the timeout")
+    return None
+
+
+def wait_for_signal(
+    name: str, timeout: Duration | None = None, *, raise_on_timeout: bool = False
+) -> Any:
+    """The next payload sent to this run under ``name`` (each is received exactly once).
+
+    Signals sent earlier are buffered, in order. The run's status is ``waiting``
+    and it holds no worker while it waits. On timeout: ``None``, or
+    ``TimeoutError`` with ``raise_on_timeout=True``.
+    """
+    ctx = require("durably.wait_for_signal")
+    return drive_sync(ctx.committer, _signal_plan(ctx, name, timeout, raise_on_timeout))
+
+
+async def wait_for_signal_async(
+    name: str, timeout: Duration | None = None, *, raise_on_timeout: bool = False
+) -> Any:
+    """Async twin of :func:`wait_for_signal`."""
+    ctx = require("durably.wait_for_signal_async")
+    return await drive_async(ctx.committer, _signal_plan(ctx, name, timeout, raise_on_timeout))
+
+
+# -- events -------------------------------------------------------------------------------
+def _event_plan(ctx: RunContext, key: str, value: Any) -> Plan[None]:
+    seq, entry, site = ctx.allocate("event", key)
+    if entry is not None:
+        return
+    ctx.gate()
+    text = dumps(value, what=f"event {key!r} of run {ctx.run_id}")
+    published = JournalEntry.record(seq, "event", key, site, text)
+    store, lease = ctx.store, ctx.lease
+    yield ctx.fenced(lambda tx: store.set_event(tx, lease, published, text))
+
+
+def set_event(key: str, value: Any) -> None:
+    """Publish ``value`` under ``key`` for readers outside (``engine.get_event``)."""
+    ctx = require("durably.set_event")
+    drive_sync(ctx.committer, _event_plan(ctx, key, value))
+
+
+async def set_event_async(key: str, value: Any) -> None:
+    """Async twin of :func:`set_event`."""
+    ctx = require("durably.set_event_async")
+    await drive_async(ctx.committer, _event_plan(ctx, key, value))
+
+
+# -- deterministic values and patches --------------------------------------------------------
+def _recorded(
+    kind: str, make: Callable[[], T], encode: Callable[[T], Any], decode: Callable[[Any], T]
+) -> T:
+    """A value made on first execution and replayed after; written with the next write."""
+    ctx = current()
+    if ctx is None:
+        return make()
+    seq, entry, site = ctx.allocate(kind, kind)
+    if entry is not None:
+        return decode(loads(entry.output, what=f"recorded {kind}"))
+    value = make()
+    ctx.pending.append(JournalEntry.record(seq, kind, kind, site, dumps(encode(value), what=kind)))
+    return value
+
+
+def now() -> datetime:
+    """The current time (UTC), recorded on first execution and replayed after."""
+    return _recorded(
+        "now",
+        lambda: datetime.now(UTC),
+        lambda v: v.timestamp(),
+        lambda v: datetime.fromtimestamp(v, UTC),
+    )
+
+
+def uuid4() -> _uuid.UUID:
+    """A random UUID, recorded on first execution and replayed after."""
+    return _recorded("uuid4", _uuid.uuid4, str, _uuid.UUID)
+
+
+def random() -> float:
+    """A random float in [0, 1), recorded on first execution and replayed after."""
+    return _recorded("random", _random.random, float, float)
+
+
+def patched(change_id: str) -> bool:
+    """True where new code runs; False for runs replaying history from before the change.
+
+    ``if durably.patched("ship-v2"): new_path() else: old_path()`` keeps runs
+    started before a deploy on their recorded path.
+    """
+    ctx = current()
+    if ctx is None:
+        return True
+    entry = ctx.recorded.get(ctx.next_seq)
+    if entry is not None and entry.kind == "patch" and entry.name == change_id:
+        ctx.next_seq += 1
+        return True
+    if ctx.replaying:
+        return False  # recorded before this patch existed: keep the old path
+    seq, _, site = ctx.allocate("patch", change_id)
+    ctx.pending.append(JournalEntry.record(seq, "patch", change_id, site, None))
+    return True
+
+
+# -- cancellation and continuation -------------------------------------------------------
+def is_cancelled() -> bool:
+    """Whether this run was asked to cancel; long steps may poll it."""
+    ctx = owning()
+    return ctx is not None and ctx.cancel_requested
+
+
+@contextmanager
+def shield() -> Iterator[None]:
+    """Durable calls inside run even after the run was cancelled (for cleanup)."""
+    ctx = current()
+    if ctx is not None:
+        ctx.shielded += 1
+    try:
+        yield
+    finally:
+        if ctx is not None:
+            ctx.shielded -= 1
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
+    """End this run and start its successor with fresh input and an empty journal."""
+    require("durably.continue_as_new")
+    raise ContinueAsNew(args, kwargs)

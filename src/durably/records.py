@@ -1,0 +1,228 @@
+"""Immutable records that cross the store boundary: runs, journal entries, claims."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from durably.errors import ErrorInfo
+from durably.serialization import loads
+
+
+class RunStatus(StrEnum):
+    """The life cycle of a run: ``pending → running → (sleeping | waiting) → … → terminal``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    WAITING = "waiting"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class EntryStatus(StrEnum):
+    """The state of one journal position."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRYING = "retrying"  # attempts so far are recorded; the step is due again
+    WAITING = "waiting"  # a wait (signal, child) began; its deadline is recorded
+
+
+def new_run_id() -> str:
+    """A random id that sorts by creation time (like UUIDv7), so inserts append."""
+    # Unique, not secret: the random module (reseeded in forked children) spares a
+    # system call per id.
+    return f"{time.time_ns() // 1_000_000:012x}{random.getrandbits(80):020x}"
+
+
+def timestamp(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One recorded position of a run's journal.
+
+    ``output`` and ``error`` are the raw JSON text and error as stored; public
+    accessors decode them.
+    """
+
+    seq: int
+    kind: str
+    name: str
+    status: EntryStatus
+    output: str | None
+    error: ErrorInfo | None
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    call_site: str = ""
+
+    @classmethod
+    def record(
+        cls,
+        seq: int,
+        kind: str,
+        name: str,
+        site: str,
+        output: str | None,
+        status: EntryStatus = EntryStatus.COMPLETED,
+        error: ErrorInfo | None = None,
+    ) -> JournalEntry:
+        """An entry for a primitive (one attempt, started and finished now)."""
+        now = time.time()
+        return cls(seq, kind, name, status, output, error, 1, now, now, site)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """A journal entry as users see it (``engine.steps(run_id)``)."""
+
+    seq: int
+    kind: str
+    name: str
+    status: str
+    attempts: int
+    output: Any
+    error: ErrorInfo | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    call_site: str
+
+    @classmethod
+    def from_entry(cls, entry: JournalEntry) -> StepRecord:
+        return cls(
+            seq=entry.seq,
+            kind=entry.kind,
+            name=entry.name,
+            status=entry.status.value,
+            attempts=entry.attempts,
+            output=loads(entry.output, what=f"output of journal entry {entry.seq}"),
+            error=entry.error,
+            started_at=timestamp(entry.started_at),
+            finished_at=timestamp(entry.finished_at),
+            call_site=entry.call_site,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A row of the ``runs`` table, as the store returns it."""
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    input: str
+    output: str | None
+    error: ErrorInfo | None
+    current_step: str | None
+    queue: str
+    priority: int
+    idempotency_key: str | None
+    parent_id: str | None
+    attempts: int
+    epoch: int
+    owner: str | None
+    created_at: float
+    updated_at: float
+    cancel_requested: bool = False
+    continued_to: str | None = None
+    partition_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A snapshot of a run, as ``engine.get_run`` returns it.
+
+    ``input`` is ``{"args": [...], "kwargs": {...}}`` and ``output`` the decoded
+    JSON result, both as plain JSON values.
+    """
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    current_step: str | None
+    input: Any
+    output: Any
+    error: ErrorInfo | None
+    attempts: int
+    parent_id: str | None
+    queue: str
+    priority: int
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    continued_to: str | None = None
+
+    @classmethod
+    def from_row(cls, row: RunRow, current_step: str | None = None) -> Run:
+        """The public snapshot of a stored run (``current_step`` if known closer at hand)."""
+        return cls(
+            run_id=row.run_id,
+            workflow=row.workflow,
+            status=row.status,
+            current_step=current_step or row.current_step,
+            input=loads(row.input, what=f"input of run {row.run_id}"),
+            output=loads(row.output, what=f"output of run {row.run_id}"),
+            error=row.error,
+            attempts=row.attempts,
+            parent_id=row.parent_id,
+            queue=row.queue,
+            priority=row.priority,
+            idempotency_key=row.idempotency_key,
+            created_at=datetime.fromtimestamp(row.created_at, UTC),
+            updated_at=datetime.fromtimestamp(row.updated_at, UTC),
+            continued_to=row.continued_to,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What ``start_workflow`` asks the store to create."""
+
+    run_id: str
+    workflow: str
+    input: str
+    idempotency_key: str | None = None
+    queue: str = "default"
+    priority: int = 0
+    delay: float = 0.0
+    parent_id: str | None = None
+    partition_key: str | None = None
+    owner: str | None = None  # set when the starting process claims the run at once
+    lease: float = 0.0  # the claim's lease length, with owner
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof of ownership: every write for a run is conditional on it (fencing)."""
+
+    run_id: str
+    owner: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run this worker now owns, with its whole journal (loaded in one query)."""
+
+    run: RunRow
+    journal: tuple[JournalEntry, ...]
+
+    @property
+    def lease(self) -> Lease:
+        assert self.run.owner is not None
+        return Lease(self.run.run_id, self.run.owner, self.run.epoch)

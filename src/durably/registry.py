@@ -1,0 +1,170 @@
+"""The ``@workflow`` and ``@step`` decorators and the in-process workflow registry.
+
+The registry maps a workflow's name to its function. It is the only way code is
+found for a run: nothing read from the database is imported or unpickled (G8).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from durably import context
+from durably.durations import parse_duration
+from durably.errors import WorkflowNotFound
+from durably.retry import Backoff, RetryPolicy
+from durably.serialization import return_hint
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_workflows: dict[str, Workflow[Any, Any]] = {}
+_lock = threading.Lock()
+
+
+class Workflow(Generic[P, R]):
+    """A registered workflow. Calling it directly runs it as a plain function."""
+
+    def __init__(self, fn: Callable[P, R], name: str) -> None:
+        self.fn = fn
+        self.name = name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<durably.Workflow {self.name}>"
+
+
+class Step(Generic[P, R]):
+    """A step: its result is checkpointed inside a workflow; a plain call outside."""
+
+    def __init__(
+        self, fn: Callable[P, R], name: str, policy: RetryPolicy, timeout: float | None
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.policy = policy
+        self.timeout = timeout
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.result_hint = return_hint(fn)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = context.current()
+        if ctx is None:
+            return self.fn(*args, **kwargs)
+        return ctx.call_step(self, args, kwargs)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<durably.Step {self.name}>"
+
+
+def register(wf: Workflow[Any, Any]) -> None:
+    with _lock:
+        existing = _workflows.get(wf.name)
+        if existing is not None and not _same_function(existing.fn, wf.fn):
+            raise ValueError(
+                f"workflow name {wf.name!r} is already registered by "
+                f"{existing.fn.__module__}.{existing.fn.__qualname__}"
+            )
+        _workflows[wf.name] = wf
+
+
+def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    # A module imported twice (as __main__ and by name, or reloaded) registers again.
+    return a.__qualname__ == b.__qualname__ and inspect.getfile(a) == inspect.getfile(b)
+
+
+def names() -> tuple[str, ...]:
+    """Names of every registered workflow (the runs this process can execute)."""
+    return tuple(_workflows)
+
+
+def lookup(name: str) -> Workflow[Any, Any]:
+    """The workflow registered under ``name``, or :class:`WorkflowNotFound`."""
+    try:
+        return _workflows[name]
+    except KeyError:
+        known = ", ".join(sorted(_workflows)) or "none"
+        raise WorkflowNotFound(
+            f"no workflow named {name!r} is registered in this process (registered: {known}); "
+            "import the module that defines it before starting or executing it"
+        ) from None
+
+
+def _check_name(name: str | None) -> str | None:
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+        raise ValueError(f"a name must be a non-empty string of at most 200 chars, not {name!r}")
+    return name
+
+
+@overload
+def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
+@overload
+def workflow(*, name: str | None = None) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+def workflow(
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None
+) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
+    """Declare a durable workflow (sync or async). The default name is the qualified name.
+
+    Args:
+        fn: the function, when used as ``@durably.workflow`` without arguments.
+        name: a stable name to start it by; keep it when the code moves
+            (``"orders.checkout.v1"``).
+    """
+
+    _check_name(name)
+
+    def decorate(f: Callable[P, R]) -> Workflow[P, R]:
+        wf = Workflow(f, name or f.__qualname__)
+        register(wf)
+        return wf
+
+    return decorate if fn is None else decorate(fn)
+
+
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retries: int = 3,
+    backoff: Backoff = "exponential",
+    timeout: float | str | None = None,
+) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+def step(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int = 3,
+    backoff: Backoff = "exponential",
+    timeout: float | str | None = None,
+) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
+    """Declare a step (sync or async): a unit of side effects whose result is checkpointed.
+
+    Args:
+        fn: the function, when used as ``@durably.step`` without arguments.
+        name: the name recorded in the journal (default: the qualified name).
+        retries: attempts after the first before the step fails with ``StepFailed``.
+        backoff: ``"exponential"`` (jittered, from 1 s), ``"fixed"`` (1 s) or seconds.
+        timeout: seconds or a duration such as ``"30s"`` for one attempt.
+    """
+    policy = RetryPolicy(retries=retries, backoff=backoff)
+    limit = None if timeout is None else parse_duration(timeout)
+    if limit == 0:
+        raise ValueError("a step timeout must be greater than zero")
+
+    _check_name(name)
+
+    def decorate(f: Callable[P, R]) -> Step[P, R]:
+        return Step(f, name or f.__qualname__, policy, limit)
+
+    return decorate if fn is None else decorate(fn)

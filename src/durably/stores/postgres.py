@@ -1,0 +1,245 @@
+"""PostgreSQL dialect: a connection pool, the database clock, error classification, NOTIFY.
+
+The tables live in their own schema (default ``durably``). Claims use
+``FOR UPDATE SKIP LOCKED``; a trigger announces runnable and finished runs on a
+channel so workers and waiting handles in other processes react at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from durably.errors import StoreClosed, StoreError
+from durably.stores.schema import MIGRATIONS
+from durably.stores.sql import SqlStore
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg_pool import ConnectionPool, PoolClosed
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "PostgreSQL support needs psycopg 3: pip install 'durably[postgres]'"
+    ) from exc
+
+T = TypeVar("T")
+log = logging.getLogger("durably.postgres")
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MIGRATION_LOCK = 0x6475726162  # pg_advisory_xact_lock key: "durab"
+_TRANSIENT = (
+    psycopg.OperationalError,  # connection lost, server restarting, admin shutdown
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+)
+
+_NOTIFY_DDL = """
+CREATE OR REPLACE FUNCTION {schema}.announce_run() RETURNS trigger AS $$
+BEGIN
+    IF NEW.owner IS NULL AND NEW.available_at IS NOT NULL
+       AND NEW.available_at <= extract(epoch from clock_timestamp()) THEN
+        PERFORM pg_notify('{channel}', 'ready');
+    END IF;
+    IF NEW.status IN ('completed', 'failed', 'cancelled') THEN
+        PERFORM pg_notify('{channel}', 'done:' || NEW.run_id);
+    END IF;
+    RETURN NULL;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS runs_announce ON {schema}.runs;
+CREATE TRIGGER runs_announce AFTER INSERT OR UPDATE OF status, available_at, owner
+    ON {schema}.runs FOR EACH ROW EXECUTE FUNCTION {schema}.announce_run();
+"""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStore(SqlStore):
+    """A store in a PostgreSQL database, shared by any number of workers and machines.
+
+    Args:
+        url: a libpq URL, ``postgresql://user:password@host:port/dbname``.
+        schema: the schema of durably's tables (created if missing).
+        pool_size: connections held at most.
+        retry_for: seconds a transient failure (a restart, a dropped connection)
+            is retried before it is raised as :class:`~durably.errors.StoreError`.
+        migrate: bring the schema up to date now (off only to test migrations).
+    """
+
+    dialect = "postgresql"
+    NOW = "extract(epoch from clock_timestamp())::double precision"
+    CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+    QUEUE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "durably",
+        pool_size: int = 5,
+        retry_for: float = 60.0,
+        migrate: bool = True,
+    ) -> None:
+        if not _IDENTIFIER.match(schema):
+            raise ValueError(f"schema must be a lowercase SQL identifier, not {schema!r}")
+        self.url = url
+        self.schema = schema
+        self.channel = f"durably_{schema}"
+        self.retry_for = retry_for
+        self._heartbeat: psycopg.Connection[Any] | None = None
+        self._heartbeat_lock = threading.Lock()
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            open=False,
+            name=f"durably-{schema}",
+        )
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except Exception as exc:
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        if migrate:
+            self.migrate()
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        """A store from a URL; ``?schema=name`` picks the schema (default ``durably``)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = dict(query).get("schema", "durably")
+        rest = urlencode([(k, v) for k, v in query if k != "schema"])
+        return cls(urlunsplit(parts._replace(query=rest)), schema=schema)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)!r}, schema={self.schema!r})"
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(f"SET search_path TO {self.schema}")
+
+    def _adapt(self, text: str) -> str:
+        return super()._adapt(text).replace("?", "%s")
+
+    # -- transactions ----------------------------------------------------------
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.retry_for
+        pause = 0.05
+        while True:
+            try:
+                return attempt()
+            except PoolClosed as exc:  # an OperationalError, but nothing will reopen it
+                raise StoreClosed(f"the PostgreSQL store {self!r} is closed") from exc
+            except _TRANSIENT as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"PostgreSQL at {redact(self.url)} unavailable: {exc}"
+                    ) from exc
+                log.warning("PostgreSQL transient failure, retrying: %s", exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            except psycopg.Error as exc:
+                raise StoreError(f"PostgreSQL at {redact(self.url)} failed: {exc}") from exc
+
+    def transact(self, work: Callable[[Any], T]) -> T:
+        def attempt() -> T:
+            with self._pool.connection() as conn, conn.transaction():
+                return work(conn)
+
+        return self._retrying(attempt)
+
+    def renew_leases(self, owner: str, lease: float, run_ids: Sequence[str]) -> int:
+        """On the heartbeat's own connection, failing fast: the heartbeat retries each tick,
+        so a renewal never waits behind the pool or its backoff."""
+        sql = self.sql(
+            "UPDATE runs SET lease_until = {now} + ? WHERE owner = ? AND run_id = ANY(?)"
+        )
+        with self._heartbeat_lock:
+            try:
+                if self._heartbeat is None or self._heartbeat.closed:
+                    self._heartbeat = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                    self._configure(self._heartbeat)
+                with self._heartbeat.transaction():
+                    return self._heartbeat.execute(sql, (lease, owner, list(run_ids))).rowcount
+            except psycopg.Error as exc:
+                if self._heartbeat is not None:
+                    self._heartbeat.close()
+                raise StoreError(f"renewing leases on {redact(self.url)} failed: {exc}") from exc
+
+    def _read(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
+        sql = self.sql(text)
+
+        def attempt() -> list[Any]:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params).fetchall()
+
+        return self._retrying(attempt)
+
+    def migrate(self, target: int | None = None) -> None:
+        """Bring the schema to version ``target`` (default: the newest).
+
+        Safe when many processes start at once: one applies, the others wait and find
+        it done.
+        """
+        wanted = MIGRATIONS[:target]
+
+        def apply(tx: psycopg.Connection[Any]) -> None:
+            tx.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            tx.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = tx.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = (row[0] if row else None) or 0
+            for version, script in enumerate(wanted[current:], start=current + 1):
+                script = script.replace("{without_rowid}", "").replace(
+                    "{serial}", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+                )
+                tx.execute(script.encode())  # several statements, no parameters
+                tx.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+            tx.execute(_NOTIFY_DDL.format(schema=self.schema, channel=self.channel).encode())
+
+        self.transact(apply)
+
+    # -- notifications ---------------------------------------------------------------
+    def listen(
+        self, on_ready: Callable[[], None], on_done: Callable[[str], None]
+    ) -> Callable[[], None]:
+        """Call back on runnable and finished runs until the returned function is called."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(self.url, autocommit=True) as conn:
+                        conn.execute(f"LISTEN {self.channel}")
+                        on_ready()  # anything announced while we were not listening
+                        while not stop.is_set():
+                            for note in conn.notifies(timeout=0.5):
+                                if note.payload == "ready":
+                                    on_ready()
+                                elif note.payload.startswith("done:"):
+                                    on_done(note.payload[5:])
+                except psycopg.Error as exc:
+                    log.warning("LISTEN connection lost (%s); reconnecting", exc)
+                    stop.wait(0.5)
+
+        threading.Thread(target=loop, name="durably-listen", daemon=True).start()
+        return stop.set
+
+    def close(self) -> None:
+        with self._heartbeat_lock:
+            if self._heartbeat is not None:
+                self._heartbeat.close()
+        self._pool.close()

@@ -1,0 +1,1 @@
+"""Acceptance tests: real worker processes, killed with SIGKILL and recovered."""

@@ -1,0 +1,420 @@
+"""Shared harness of the acceptance tests: child processes, the effect log, its checker.
+
+The effect log is a plain file outside durably's database. Every execution of a
+step body appends ``<run> <step> <pid>`` to it (see :func:`tests.acceptance.app.record`),
+so it shows what really ran, whatever the database says.
+
+The checker applies G2 ("a step body starts at least once; once its checkpoint
+committed it never runs again"): the test reads which checkpoints were committed
+just before it launches each process (the previous one is dead by then, so that
+is the exact state the new process finds), and a process may run only the steps
+not yet committed when it started, each at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import durably
+from durably import crashpoints
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SRC = REPO_ROOT / "src"
+STARTED = "__started__"  # the marker a child writes once start_workflow returned
+SIGNALLED = "__signalled__"  # ... and once it sent the run its signal
+MARKERS = frozenset({STARTED, SIGNALLED})
+
+
+# -- child processes ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ChildResult:
+    """How a child process ended, and what it printed."""
+
+    args: tuple[str, ...]
+    pid: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+    def json(self) -> dict[str, Any]:
+        """The JSON object on the last line of stdout."""
+        lines = self.stdout.strip().splitlines()
+        assert lines, f"child printed nothing\n{self.describe()}"
+        value: dict[str, Any] = json.loads(lines[-1])
+        return value
+
+    def describe(self) -> str:
+        return (
+            f"command: {' '.join(self.args)}\npid {self.pid}, exit {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout[-3000:]}\n--- stderr ---\n{self.stderr[-3000:]}"
+        )
+
+
+def child_env(crash_at: str | None = None) -> dict[str, str]:
+    """The environment of a child: the repo importable, a crash point armed or not."""
+    env = {k: v for k, v in os.environ.items() if k != crashpoints.ENV}
+    paths = [str(REPO_ROOT), str(SRC), *filter(None, env.get("PYTHONPATH", "").split(":"))]
+    env["PYTHONPATH"] = ":".join(paths)
+    if crash_at is not None:
+        env[crashpoints.ENV] = crash_at
+    return env
+
+
+def without_file_override() -> list[str]:
+    """A command prefix that makes a root child obey file permissions (empty otherwise).
+
+    Root ignores mode bits (CAP_DAC_OVERRIDE), so a chmod-ed file would not be
+    read-only to it. Dropping the two capabilities from the bounding set before
+    exec affects that one child only.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return []
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+class Child:
+    """A running child process of the worker app (``python -m tests.acceptance.app``)."""
+
+    def __init__(
+        self,
+        app_args: Sequence[str],
+        *,
+        crash_at: str | None = None,
+        prefix: Sequence[str] = (),
+        cwd: Path | None = None,
+    ) -> None:
+        self.args = (*prefix, sys.executable, "-m", "tests.acceptance.app", *app_args)
+        self.proc = subprocess.Popen(
+            self.args,
+            env=child_env(crash_at),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.proc.pid
+
+    def wait(self, timeout: float = 60.0) -> ChildResult:
+        """Wait for the child to exit (and reap it); kill it and fail if it takes too long."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            stdout, stderr = self.proc.communicate()
+            result = ChildResult(self.args, self.pid, self.proc.returncode, stdout, stderr)
+            raise AssertionError(
+                f"child did not exit within {timeout:g}s\n{result.describe()}"
+            ) from None
+        return ChildResult(self.args, self.pid, self.proc.returncode, stdout, stderr)
+
+
+def run_app(
+    app_args: Sequence[str],
+    *,
+    crash_at: str | None = None,
+    timeout: float = 60.0,
+    prefix: Sequence[str] = (),
+) -> ChildResult:
+    """Run the worker app to its end."""
+    return Child(app_args, crash_at=crash_at, prefix=prefix).wait(timeout)
+
+
+def assert_killed(result: ChildResult, crash_at: str) -> None:
+    """The child must have died by SIGKILL at its armed crash point."""
+    assert result.returncode != 0, (
+        f"crash point {crash_at} was never hit: the child finished normally\n{result.describe()}"
+    )
+    assert result.killed, f"child armed with {crash_at} did not die by SIGKILL\n{result.describe()}"
+
+
+def assert_clean_exit(result: ChildResult) -> None:
+    """Exit 0 and nothing alarming on stderr: no traceback, no lock error, no error log."""
+    assert result.returncode == 0, f"child failed\n{result.describe()}"
+    alarming = [
+        line
+        for line in result.stderr.splitlines()
+        if any(word in line for word in ("Traceback", "Error", "locked", "busy", "ERROR"))
+    ]
+    assert not alarming, f"child stderr is not clean: {alarming[:5]}\n{result.describe()}"
+
+
+# -- one run, crashed and recovered -----------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    """One run of a workflow of the worker app, and how its processes are started."""
+
+    kind: str  # a key of tests.acceptance.app.WORKFLOWS
+    run_id: str
+    queued: bool = False  # the first process starts it with the executor stopped
+    signal: bool = False  # the run waits for app.SIGNAL: the first process sends it
+    related: tuple[str, ...] = ()  # child runs whose checkpoints count as the run's
+
+    def run_args(self, db: Path, effects: Path) -> list[str]:
+        args = ["--db", str(db), "--effects", str(effects), "run", "--kind", self.kind]
+        args += ["--run-id", self.run_id]
+        return args + ["--queued"] * self.queued + ["--signal"] * self.signal
+
+    def recover_args(self, db: Path, effects: Path) -> list[str]:
+        args = ["--db", str(db), "--effects", str(effects), "recover", "--kind", self.kind]
+        args += ["--run-id", self.run_id]
+        # A signal is sent again only if no earlier process got as far as sending it.
+        sent = any(e.run == self.run_id and e.step == SIGNALLED for e in read_effects(effects))
+        return args + ["--signal"] * (self.signal and not sent)
+
+
+@dataclass
+class Outcome:
+    """The processes of one crash-and-recover sequence."""
+
+    crashed: ChildResult  # the last process killed
+    recovered: ChildResult  # the process that finished the run
+    processes: list[Process]
+    committed_after_crash: frozenset[str] | None  # None: the run did not exist
+
+
+def crash_and_recover(workdir: Path, scenario: Scenario, crash_specs: Sequence[str]) -> Outcome:
+    """Start the run in a process killed at the first spec, recover it in one process
+    per further spec (each killed there too), then in one that must finish it.
+
+    Between processes (none is running then) the journal is read, so each
+    process's :class:`Process` knows which checkpoints had committed before it.
+    """
+    db, effects = workdir / "durably.db", workdir / "effects.log"
+    processes: list[Process] = []
+    committed: frozenset[str] | None = frozenset()
+    crashed: ChildResult | None = None
+    for i, spec in enumerate(crash_specs):
+        args = scenario.run_args(db, effects) if i == 0 else scenario.recover_args(db, effects)
+        crashed = run_app(args, crash_at=spec, timeout=30)
+        assert_killed(crashed, spec)
+        processes.append(Process(crashed.pid, committed or frozenset(), killed=True))
+        committed = committed_steps(db, scenario.run_id, scenario.related)
+        if any(e.step == STARTED and e.pid == crashed.pid for e in read_effects(effects)):
+            # G1 starts here: start_workflow returned, so the run must be durable.
+            assert committed is not None, f"run {scenario.run_id} vanished after its start"
+    assert crashed is not None, "at least one crash spec is needed"
+    recovered = run_app(scenario.recover_args(db, effects), timeout=30)
+    processes.append(Process(recovered.pid, committed or frozenset()))
+    return Outcome(crashed, recovered, processes, committed)
+
+
+def selected_params(request: Any, name: str) -> list[Any]:
+    """The values of parameter ``name`` of this module's tests selected to run."""
+    return [
+        item.callspec.params[name]
+        for item in request.session.items
+        if getattr(item, "module", None) is request.module
+        and name in getattr(getattr(item, "callspec", None), "params", {})
+    ]
+
+
+# -- the effect log and its checker -----------------------------------------------
+@dataclass(frozen=True)
+class Effect:
+    """One execution of a step body (or a marker such as :data:`STARTED`)."""
+
+    run: str
+    step: str
+    pid: int
+
+
+def read_effects(path: Path) -> list[Effect]:
+    """The effect log in append order (chronological)."""
+    if not path.exists():
+        return []
+    effects = []
+    for line in path.read_text().splitlines():
+        run, step, pid = line.split(" ")
+        effects.append(Effect(run, step, int(pid)))
+    return effects
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process that worked on a run, in launch order.
+
+    ``committed_at_start``: the steps whose checkpoint was committed when it was
+    launched (read from the journal while no process was running).
+    """
+
+    pid: int
+    committed_at_start: frozenset[str] = frozenset()
+    killed: bool = False
+
+
+@dataclass
+class RunReport:
+    """What the effect log says about one run, and every G2 violation found."""
+
+    run: str
+    executions: dict[str, list[int]] = field(default_factory=dict)  # step -> pids in order
+    problems: list[str] = field(default_factory=list)
+
+    def count(self, step: str) -> int:
+        return len(self.executions.get(step, []))
+
+    @property
+    def duplicates(self) -> dict[str, list[int]]:
+        """Steps executed more than once (each explained by a crash, or a problem)."""
+        return {s: pids for s, pids in self.executions.items() if len(pids) > 1}
+
+
+def check_run(
+    effects: Iterable[Effect],
+    run: str,
+    steps: Sequence[str],
+    processes: Sequence[Process],
+) -> RunReport:
+    """Check one run's executions against G2, given the processes that worked on it.
+
+    Every step ran at least once; no process ran a step twice (the workflows
+    have no retries); no process ran a step whose checkpoint had committed
+    before it started; and a step ran again only after a killed process whose
+    last step in this run it was. The workflows call their steps one after the
+    other, so a process that went on to the next step had committed this one;
+    a rerun is thus allowed only for a process killed between the body and the
+    checkpoint commit of the step it was in: the window G2 allows.
+    """
+    report = RunReport(run)
+    last_step: dict[int, str] = {}  # the step each process executed last in this run
+    for effect in effects:
+        if effect.run == run and effect.step not in MARKERS:
+            report.executions.setdefault(effect.step, []).append(effect.pid)
+            last_step[effect.pid] = effect.step
+    by_pid = {p.pid: p for p in processes}
+    for step in steps:
+        pids = report.executions.get(step, [])
+        if not pids:
+            report.problems.append(f"run {run}: step {step} never executed")
+        report.problems += [
+            f"run {run}: {problem}" for problem in _step_problems(step, pids, by_pid, last_step)
+        ]
+    unexpected = set(report.executions) - set(steps)
+    if unexpected:
+        report.problems.append(f"run {run}: unexpected steps executed: {sorted(unexpected)}")
+    return report
+
+
+def _step_problems(
+    step: str, pids: list[int], by_pid: Mapping[int, Process], last_step: Mapping[int, str]
+) -> Iterator[str]:
+    for pid in sorted(set(pids)):
+        if pids.count(pid) > 1:
+            yield f"step {step} executed {pids.count(pid)} times in process {pid}"
+        process = by_pid.get(pid)
+        if process is None:
+            yield f"step {step} executed by unknown pid {pid}"
+        elif step in process.committed_at_start:
+            yield (
+                f"step {step} re-executed by process {pid} although its checkpoint had "
+                "committed before that process started (G2)"
+            )
+    for pid in pids[:-1]:  # an earlier execution must be explained by a kill...
+        process = by_pid.get(pid)
+        if process is not None and not process.killed:
+            yield f"step {step} executed by {pid}, which was not killed, and again (pids {pids})"
+        elif last_step.get(pid) != step:  # ...inside the step the process died in
+            yield (
+                f"step {step} ran again after process {pid} was killed, but {pid} had "
+                f"moved on to {last_step.get(pid)} (so {step} had committed)"
+            )
+
+
+def exactly_once(effects: Iterable[Effect], steps: Sequence[str]) -> dict[str, list[str]]:
+    """For runs no process was killed in: per run, each deviation from one execution per step.
+
+    A run that was started (see :data:`STARTED`) but never ran a step is a deviation too.
+    """
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(steps, 0))
+    for effect in effects:
+        per_step = counts[effect.run]  # creates the entry of a started run
+        if effect.step not in MARKERS:
+            per_step[effect.step] = per_step.get(effect.step, 0) + 1
+    return {
+        run: [f"{step} x{n}" for step, n in per_step.items() if n != 1]
+        for run, per_step in counts.items()
+        if any(n != 1 for n in per_step.values())
+    }
+
+
+def started_runs(effects: Iterable[Effect]) -> set[str]:
+    """Runs whose start_workflow call returned (G1 applies to these)."""
+    return {e.run for e in effects if e.step == STARTED}
+
+
+def lost_runs(started: Iterable[str], statuses: Mapping[str, durably.RunStatus | None]) -> set[str]:
+    """Started runs that did not complete: missing from the store or not terminal."""
+    return {r for r in started if statuses.get(r) is not durably.RunStatus.COMPLETED}
+
+
+# -- reading the database between processes ---------------------------------------
+@contextmanager
+def reader(db: Path) -> Iterator[durably.Engine]:
+    """An engine on ``db`` that only reads: its executor is never launched."""
+    engine = durably.Engine(str(db))
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def committed_steps(db: Path, run_id: str, related: Iterable[str] = ()) -> frozenset[str] | None:
+    """Names of the steps of the run (and of ``related`` runs, if they exist) whose
+    checkpoint committed; ``None`` if the run does not exist.
+
+    Call only while no process has the database open for work: the engine
+    opened here does not execute anything.
+    """
+    names: set[str] = set()
+    with reader(db) as engine:
+        for i, rid in enumerate([run_id, *related]):
+            try:
+                names.update(
+                    s.name
+                    for s in engine.steps(rid)
+                    if s.kind == "step" and s.status == "completed"
+                )
+            except durably.RunNotFound:
+                if i == 0:
+                    return None
+    return frozenset(names)
+
+
+def run_statuses(db: Path, run_ids: Iterable[str]) -> dict[str, durably.RunStatus | None]:
+    statuses: dict[str, durably.RunStatus | None] = {}
+    with reader(db) as engine:
+        for run_id in run_ids:
+            try:
+                statuses[run_id] = engine.get_run(run_id).status
+            except durably.RunNotFound:
+                statuses[run_id] = None
+    return statuses
+
+
+def integrity_check(db: Path) -> str:
+    """SQLite's own verdict on the file (``"ok"`` when sound)."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+    return "\n".join(str(r[0]) for r in rows)

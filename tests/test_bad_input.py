@@ -1,0 +1,142 @@
+"""Bad input gets a clear, typed error and loses nothing (RELIABILITY item 11)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+import durably
+
+SQLISH = "x'; DROP TABLE runs; --"
+
+
+@durably.workflow(name=SQLISH)
+def sqlish(payload: object) -> object:
+    return payload
+
+
+@durably.workflow(name="t.bad.echo")
+def echo(payload: object) -> object:
+    return payload
+
+
+def test_sql_looking_names_and_values_are_data(engine: durably.Engine) -> None:
+    handle = engine.start_workflow(sqlish, SQLISH, run_id=SQLISH + "run")
+    assert handle.result(timeout=10) == SQLISH
+    assert engine.get_run(SQLISH + "run").workflow == SQLISH
+    assert len(engine.list_runs(workflow=SQLISH)) == 1
+
+
+def test_deeply_nested_argument(engine: durably.Engine) -> None:
+    nested: list[object] = []
+    for _ in range(100_000):
+        nested = [nested]
+    with pytest.raises(durably.SerializationError, match="nested too deeply"):
+        engine.start_workflow(echo, nested)
+    assert engine.list_runs() == []
+
+
+@pytest.mark.parametrize("bad", [float("nan"), {1j}, b"ok".decode, object()])
+def test_unserializable_arguments(engine: durably.Engine, bad: object) -> None:
+    with pytest.raises(durably.SerializationError):
+        engine.start_workflow(echo, bad)
+    assert engine.list_runs() == []
+
+
+def test_planted_pickle_is_never_executed(engine: durably.Engine, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    handle = engine.start_workflow(echo, "harmless")
+    handle.result(timeout=10)
+    blob = pickle.dumps(Exploit(), protocol=0).decode("latin-1")  # ASCII: fits a text column
+    engine.store.transact(
+        lambda tx: tx.execute(
+            engine.store.sql("UPDATE runs SET output = ? WHERE run_id = ?"),  # type: ignore[attr-defined]
+            (blob, handle.run_id),
+        )
+    )
+    with pytest.raises(durably.SerializationError):
+        handle.result(timeout=10)
+    with pytest.raises(durably.SerializationError):
+        engine.get_run(handle.run_id)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"timeout": "soon"}, "soon"),
+        ({"timeout": -1}, "-1"),
+        ({"timeout": 0}, "greater than zero"),
+        ({"retries": -1}, "retries"),
+        ({"retries": 1.5}, "retries"),
+        ({"backoff": "linear"}, "backoff"),
+        ({"backoff": -2}, "backoff"),
+        ({"name": ""}, "name"),
+    ],
+)
+def test_bad_step_options(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        durably.step(**kwargs)  # type: ignore[call-overload]
+
+
+def test_conflicting_workflow_name() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+
+        @durably.workflow(name="t.bad.echo")
+        def other(payload: object) -> object:
+            return payload
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"run_id": ""}, "run_id"),
+        ({"run_id": "x" * 201}, "run_id"),
+        ({"idempotency_key": 7}, "idempotency_key"),
+        ({"delay": "later"}, "later"),
+    ],
+)
+def test_bad_start_options(engine: durably.Engine, kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        engine.start_workflow(echo, 1, **kwargs)
+    assert engine.list_runs() == []
+
+
+def test_not_a_workflow(engine: durably.Engine) -> None:
+    with pytest.raises(durably.WorkflowNotFound, match="not a durably workflow"):
+        engine.start_workflow(print)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("store", "kwargs", "match"),
+    [
+        ("redis://localhost", {}, "unsupported store URL"),
+        ("durably.db", {"workers": 0}, "workers"),
+        ("durably.db", {"lease": 0.1}, "lease"),
+        ("durably.db", {"synchronous": "off"}, "synchronous"),
+    ],
+)
+def test_bad_engine_options(
+    tmp_path: Path, store: str, kwargs: dict[str, object], match: str
+) -> None:
+    os.chdir(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        durably.Engine(store, **kwargs)  # type: ignore[arg-type]
+
+
+def test_sqlite_url_and_file_mode(tmp_path: Path) -> None:
+    path = tmp_path / "private.db"
+    engine = durably.Engine(f"sqlite:///{path}")
+    try:
+        assert engine.start_workflow(echo, 1).run_id
+    finally:
+        engine.close()
+    assert (path.stat().st_mode & 0o777) == 0o600
