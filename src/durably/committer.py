@@ -15,6 +15,7 @@ its neighbours.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from durably.stores.base import Store
 
 T = TypeVar("T")
 Op = Callable[[Any], Any]
+#: Called once with the operation's outcome: (True, result) or (False, error).
+Done = Callable[[bool, Any], None]
 
 MAX_BATCH = 1000
 LINGER = 0.0001
@@ -37,7 +40,7 @@ class Committer:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._queue: list[tuple[Op, Future[Any]]] = []
+        self._queue: list[tuple[Op, Done]] = []
         self._cond = threading.Condition(threading.Lock())
         self._leading = False
         self._closed = False
@@ -49,16 +52,16 @@ class Committer:
 
     def run(self, op: Callable[[Any], T]) -> T:
         """Write ``op`` durably and return its result (or raise its error)."""
-        future: Future[T] | None = None
+        waiter: _Waiter | None = None
         with self._cond:
             if self._closed:
                 raise StoreClosed("the engine is shut down; nothing more can be written")
             lead, self._leading = not self._leading, True
             busy = self.concurrency() > 1
             if not (lead and not busy and not self._queue):
-                future = Future()
-                self._queue.append((op, future))
-        if future is None:  # nobody else is writing: no batch, no future, no hand-off
+                waiter = _Waiter()
+                self._queue.append((op, waiter.done))
+        if waiter is None:  # nobody else is writing: no batch, no waiter, no hand-off
             try:
                 return self._commit_one(op)
             finally:
@@ -67,7 +70,7 @@ class Committer:
             if busy:
                 time.sleep(LINGER)  # releases the GIL: other runs enqueue their writes
             self._lead()
-        return future.result()
+        return waiter.wait()  # type: ignore[no-any-return]
 
     def _commit_one(self, op: Callable[[Any], T]) -> T:
         crashpoints.hit("commit.before")
@@ -83,7 +86,7 @@ class Committer:
         with self._cond:
             if self._closed:
                 raise StoreClosed("the engine is shut down; nothing more can be written")
-            self._queue.append((op, future))
+            self._queue.append((op, functools.partial(_settle, future)))
             if not self._leading:
                 self._cond.notify()
         return future
@@ -111,7 +114,7 @@ class Committer:
                 self._leading = True
             self._lead()
 
-    def _commit(self, batch: list[tuple[Op, Future[Any]]]) -> None:
+    def _commit(self, batch: list[tuple[Op, Done]]) -> None:
         crashpoints.hit("commit.before")
         try:
             results = self.store.transact(lambda tx: [_apply(tx, op) for op, _ in batch])
@@ -120,14 +123,11 @@ class Committer:
                 for item in batch:
                     self._commit([item])
             else:
-                batch[0][1].set_exception(exc)
+                batch[0][1](False, exc)
             return
         crashpoints.hit("commit.after")
-        for (_, future), (ok, value) in zip(batch, results, strict=True):
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        for (_, done), (ok, value) in zip(batch, results, strict=True):
+            done(ok, value)
 
     def close(self) -> None:
         """Finish what is queued and stop the background writer."""
@@ -135,6 +135,35 @@ class Committer:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout=10)
+
+
+class _Waiter:
+    """One blocked writer: a lock held until its outcome is in (lighter than a Future)."""
+
+    __slots__ = ("_lock", "_ok", "_value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._ok = False
+        self._value: Any = None
+
+    def done(self, ok: bool, value: Any) -> None:
+        self._ok, self._value = ok, value
+        self._lock.release()
+
+    def wait(self) -> Any:
+        self._lock.acquire()
+        if self._ok:
+            return self._value
+        raise self._value
+
+
+def _settle(future: Future[Any], ok: bool, value: Any) -> None:
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _apply(tx: Any, op: Op) -> tuple[bool, Any]:
