@@ -225,6 +225,9 @@ class Engine:
         new, hint = self._new_run(
             wf, args, kwargs, run_id, idempotency_key, queue, priority, delay, partition_key
         )
+        executor = self._executor
+        if executor is not None and new.owner is not None and executor.starts_on_loop(new.workflow):
+            return executor.call_on_loop(drive_async(self.committer, self._start_plan(new, hint)))
         return drive_sync(self.committer, self._start_plan(new, hint))
 
     async def start_workflow_async(

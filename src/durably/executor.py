@@ -17,15 +17,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
 
 from durably import crashpoints, queues, registry
 from durably.committer import Committer
 from durably.compensation import interrupted_unwinding, needs_unwinding, unwind
 from durably.context import RunContext, activate, deactivate
-from durably.errors import StoreError
+from durably.errors import StoreClosed, StoreError
 from durably.outcome import Conclusion, conclude
 from durably.plans import drive_async, drive_sync
 from durably.records import Claim, Lease
@@ -33,6 +34,7 @@ from durably.serialization import decode_call
 from durably.stores.base import Store
 
 log = logging.getLogger("durably.executor")
+T = TypeVar("T")
 
 #: A step running this long is published as the run's ``current_step``.
 PROGRESS_AFTER = 0.2
@@ -82,13 +84,15 @@ class Executor:
         self.capacity = max(64, workers * 8)
         self._on_finished = on_finished
         self.clock_offset = 0.0  # database clock minus ours; measured at each renewal
-        committer.concurrency = lambda: len(self._inflight)
+        # Runs beyond the pool's threads wait in its queue: they write nothing yet.
+        committer.concurrency = lambda: min(len(self._inflight), workers)
         self.queues = None if queues is None else list(queues)
         self.patterns = None if workflows is None else list(workflows)
         #: Runs whose execution the database cut short; released as soon as it can be.
         self._stranded: list[Lease] = []
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="durably-worker")
         self._loop = asyncio.new_event_loop()
+        committer.loop = self._loop
         self._inflight: dict[str, RunContext] = {}
         self._timers: list[float] = []
         self._cond = threading.Condition()
@@ -160,6 +164,31 @@ class Executor:
         if self.patterns is None:
             return list(names)
         return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in self.patterns)]
+
+    def starts_on_loop(self, workflow: str) -> bool:
+        """Whether a start of ``workflow`` from this thread is best made on the loop.
+
+        True for async workflows when the loop commits its own writes and the
+        caller is another thread: the run's row is written in the loop's next batch
+        and the run starts right there, with no further hand-off.
+        """
+        return (
+            self.committer.inline
+            and registry.lookup(workflow).is_async
+            and _running_loop() is not self._loop
+        )
+
+    def call_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the executor's loop and wait for its result."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except FutureTimeout:
+                if self._stop.is_set():  # the loop ends: nobody will finish it
+                    future.cancel()
+                    closed = "the engine shut down while the run was being started"
+                    raise StoreClosed(closed) from None
 
     def is_running(self, run_id: str) -> bool:
         return run_id in self._inflight
@@ -263,7 +292,10 @@ class Executor:
         )
         self._inflight[claim.run.run_id] = ctx
         if workflow.is_async:
-            asyncio.run_coroutine_threadsafe(self._run_async(ctx), self._loop)
+            if _running_loop() is self._loop:
+                self._loop.create_task(self._run_async(ctx))
+            else:
+                asyncio.run_coroutine_threadsafe(self._run_async(ctx), self._loop)
         else:
             self._pool.submit(self._run_sync, ctx)
 
@@ -391,6 +423,13 @@ class Executor:
     def _progress(self, lease: Lease, step: str | None, tx: Any) -> None:
         # LeaseLost here only means the run ended or moved on; nobody waits for it.
         self.store.set_progress(tx, lease, step)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _call(ctx: RunContext) -> Any:
