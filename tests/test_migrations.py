@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +86,9 @@ def test_postgres_stepwise_equals_fresh(schemas: list[str]) -> None:
 
 
 MIGRATOR = """
-import sys, durably
+import os, sys, time, durably
+while not os.path.exists(sys.argv[2]):  # all processes open the database at once
+    time.sleep(0.001)
 engine = durably.Engine(sys.argv[1])
 engine.close()
 """
@@ -102,10 +105,15 @@ def test_ten_concurrent_migrators_leave_one_version(
         schemas.append(name)
         url = f"{POSTGRES_URL}?schema={name}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", MIGRATOR, url], env=env, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATOR, url, str(go)], env=env, stderr=subprocess.PIPE
+        )
         for _ in range(10)
     ]
+    time.sleep(1.0)  # let them all import durably and wait
+    go.touch()
     for proc in procs:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()

@@ -97,21 +97,27 @@ class SQLiteStore(SqlStore):
             raise StoreError(f"cannot open SQLite database {path!r}: {exc}") from exc
 
     def _connect(self) -> sqlite3.Connection:
-        try:
+        def attempt() -> sqlite3.Connection:
             conn = sqlite3.connect(
                 self.path,
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=self._busy_ms / 1000,
             )
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            if not self._memory:
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
-            conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
-        except sqlite3.Error as exc:
-            raise self._classify(exc) from exc
-        return conn
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                if not self._memory:
+                    # Switching a new file to WAL needs it alone, without the busy
+                    # handler: processes opening it together retry here.
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+                conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        return self._retrying(attempt)
 
     def _classify(self, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
