@@ -170,3 +170,24 @@ def test_async_runs_started_from_many_threads_and_from_the_loop(tmp_path: Path) 
         )
         child = engine.start_workflow(starter, "x").result(timeout=30)
         assert engine.handle(child).result(timeout=30) == "leaf x"
+
+
+def test_async_runs_started_from_another_event_loop(tmp_path: Path) -> None:
+    with durably.Engine(str(tmp_path / "e.db")) as engine:
+
+        async def main() -> list[str]:
+            handles = await asyncio.gather(
+                *(engine.start_workflow_async(leaf, str(i)) for i in range(30))
+            )
+            return list(await asyncio.gather(*(h.result_async(timeout=30) for h in handles)))
+
+        assert asyncio.run(main()) == [f"leaf {i}" for i in range(30)]
+
+
+def test_a_call_onto_the_loop_ends_when_the_engine_shuts_down(tmp_path: Path) -> None:
+    engine = durably.Engine(str(tmp_path / "e.db")).launch()
+    executor = engine._executor
+    assert executor is not None
+    call = executor.start_on_loop(asyncio.Event().wait())  # would never finish
+    engine.shutdown()
+    assert call.cancelled()  # its caller is told, instead of waiting forever

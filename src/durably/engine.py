@@ -7,13 +7,14 @@ import math
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from concurrent.futures import CancelledError, Future
 from contextlib import contextmanager
 from typing import Any, TypeVar, overload
 
 from durably import crashpoints, registry
 from durably.committer import Committer
 from durably.durations import parse_duration
-from durably.errors import RunNotFound, WorkflowNotFound
+from durably.errors import RunNotFound, StoreClosed, WorkflowNotFound
 from durably.executor import Executor
 from durably.handle import RunHandle
 from durably.plans import Plan, Write, drive_async, drive_sync
@@ -39,6 +40,9 @@ def _check_id(kind: str, value: str | None) -> str | None:
     if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
         raise ValueError(f"{kind} must be a non-empty string of at most 200 chars, not {value!r}")
     return value
+
+
+_CLOSED_WHILE_STARTING = "the engine shut down while the run was being started"
 
 
 class Engine:
@@ -225,10 +229,13 @@ class Engine:
         new, hint = self._new_run(
             wf, args, kwargs, run_id, idempotency_key, queue, priority, delay, partition_key
         )
-        executor = self._executor
-        if executor is not None and new.owner is not None and executor.starts_on_loop(new.workflow):
-            return executor.call_on_loop(drive_async(self.committer, self._start_plan(new, hint)))
-        return drive_sync(self.committer, self._start_plan(new, hint))
+        on_loop = self._start_on_loop(new, hint)
+        if on_loop is None:
+            return drive_sync(self.committer, self._start_plan(new, hint))
+        try:
+            return on_loop.result()
+        except CancelledError:
+            raise StoreClosed(_CLOSED_WHILE_STARTING) from None
 
     async def start_workflow_async(
         self,
@@ -247,7 +254,26 @@ class Engine:
         new, hint = self._new_run(
             wf, args, kwargs, run_id, idempotency_key, queue, priority, delay, partition_key
         )
-        return await drive_async(self.committer, self._start_plan(new, hint))
+        on_loop = self._start_on_loop(new, hint)
+        if on_loop is None:
+            return await drive_async(self.committer, self._start_plan(new, hint))
+        try:
+            return await asyncio.wrap_future(on_loop)
+        except asyncio.CancelledError:
+            if not on_loop.cancelled():
+                raise  # this caller was cancelled, not the start
+            raise StoreClosed(_CLOSED_WHILE_STARTING) from None
+
+    def _start_on_loop(self, new: NewRun, hint: Any) -> Future[RunHandle[Any]] | None:
+        """Start an async run on the engine's loop, when called from another thread.
+
+        The run's row is then written in the loop's next batch and the run starts
+        right there, with no further hand-off.
+        """
+        executor = self._executor
+        if executor is None or new.owner is None or not executor.starts_on_loop(new.workflow):
+            return None
+        return executor.start_on_loop(drive_async(self.committer, self._start_plan(new, hint)))
 
     def _new_run(
         self,

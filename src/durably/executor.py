@@ -18,15 +18,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from durably import crashpoints, queues, registry
 from durably.committer import Committer
 from durably.compensation import interrupted_unwinding, needs_unwinding, unwind
 from durably.context import RunContext, activate, deactivate
-from durably.errors import StoreClosed, StoreError
+from durably.errors import StoreError
 from durably.outcome import Conclusion, conclude
 from durably.plans import drive_async, drive_sync
 from durably.records import Claim, Lease
@@ -94,6 +93,7 @@ class Executor:
         self._loop = asyncio.new_event_loop()
         committer.loop = self._loop
         self._inflight: dict[str, RunContext] = {}
+        self._loop_calls: set[Future[Any]] = set()  # calls from other threads onto the loop
         self._timers: list[float] = []
         self._cond = threading.Condition()
         self._poked = False
@@ -124,6 +124,8 @@ class Executor:
             self.store.release_owner(self.owner)  # peers take over what is left, at once
         except StoreError:
             log.exception("could not release leases of %s", self.owner)
+        for call in list(self._loop_calls):
+            call.cancel()  # the loop is about to stop: its callers must not wait forever
         self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             thread.join(timeout=5)
@@ -166,29 +168,20 @@ class Executor:
         return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in self.patterns)]
 
     def starts_on_loop(self, workflow: str) -> bool:
-        """Whether a start of ``workflow`` from this thread is best made on the loop.
-
-        True for async workflows when the loop commits its own writes and the
-        caller is another thread: the run's row is written in the loop's next batch
-        and the run starts right there, with no further hand-off.
-        """
+        """Whether a start of ``workflow`` from this thread is best made on the loop:
+        an async workflow, a loop that commits its own writes, a caller elsewhere."""
         return (
             self.committer.inline
             and registry.lookup(workflow).is_async
             and _running_loop() is not self._loop
         )
 
-    def call_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the executor's loop and wait for its result."""
+    def start_on_loop(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coro`` on the executor's loop; cancelled if the loop stops first."""
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        while True:
-            try:
-                return future.result(timeout=1.0)
-            except FutureTimeout:
-                if self._stop.is_set():  # the loop ends: nobody will finish it
-                    future.cancel()
-                    closed = "the engine shut down while the run was being started"
-                    raise StoreClosed(closed) from None
+        self._loop_calls.add(future)
+        future.add_done_callback(self._loop_calls.discard)
+        return future
 
     def is_running(self, run_id: str) -> bool:
         return run_id in self._inflight
