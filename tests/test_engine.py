@@ -417,3 +417,18 @@ def test_restarting_a_running_or_finishing_run_never_executes_it_again(
         engine.handle(run_id).result(timeout=10)
     for i in range(40):
         assert CALLS.count(f"add({1000 + i},1)") == 1
+
+
+def test_a_result_completed_here_is_returned_without_a_read(
+    engine: durably.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, chained = engine.start_workflow(sum_three, 1, 2, 3), engine.start_workflow(async_pair, 5)
+    assert first.result(timeout=10) == 6
+    assert chained.result(timeout=10) == [10, 12]
+
+    def no_reads(run_id: str) -> None:
+        raise AssertionError(f"read run {run_id} from the database")
+
+    monkeypatch.setattr(engine.store, "get_run", no_reads)
+    assert first.result(timeout=1) == 6
+    assert asyncio.run(chained.result_async(timeout=1)) == [10, 12]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import CancelledError, Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar, overload
 
 from durably import crashpoints, registry
@@ -32,6 +31,7 @@ from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, encode_call, loads
 from durably.stores import open_store
 from durably.stores.base import Store
 from durably.stores.sqlite import Synchronous
+from durably.watchers import Watchers
 
 R = TypeVar("R")
 
@@ -96,8 +96,7 @@ class Engine:
             raise ValueError("lease must be at least 1 second")
         self.committer = Committer(self.store)
         self._executor: Executor | None = None
-        self._watchers: dict[str, list[Callable[[], None]]] = {}
-        self._watch_lock = threading.Lock()
+        self.watchers = Watchers()
         self._unlisten: Callable[[], None] | None = None
 
     # -- life cycle --------------------------------------------------------------
@@ -110,7 +109,7 @@ class Engine:
                 workers=self.workers,
                 lease=self.lease,
                 poll_interval=self.poll_interval,
-                on_finished=self._notify,
+                on_finished=self.watchers.notify,
                 queues=self.queues,
                 workflows=self.workflows,
             )
@@ -125,7 +124,7 @@ class Engine:
     def _listen(self) -> None:
         """Hear of runnable and finished runs from other processes (PostgreSQL NOTIFY)."""
         if self._unlisten is None:
-            self._unlisten = self.store.listen(self._on_ready, self._notify)
+            self._unlisten = self.store.listen(self._on_ready, self.watchers.notify)
 
     def _on_ready(self) -> None:
         if self._executor is not None:
@@ -463,23 +462,7 @@ class Engine:
         return await asyncio.to_thread(self.retry, run_id)
 
     # -- completion notifications ------------------------------------------------
-    @contextmanager
-    def watch(self, run_id: str, callback: Callable[[], None]) -> Iterator[None]:
+    def watch(self, run_id: str, callback: Callable[[], None]) -> AbstractContextManager[None]:
         """Call ``callback`` when this process sees the run end or suspend."""
         self._listen()
-        with self._watch_lock:
-            self._watchers.setdefault(run_id, []).append(callback)
-        try:
-            yield
-        finally:
-            with self._watch_lock:
-                callbacks = self._watchers.get(run_id, [])
-                callbacks.remove(callback)
-                if not callbacks:
-                    self._watchers.pop(run_id, None)
-
-    def _notify(self, run_id: str) -> None:
-        with self._watch_lock:
-            callbacks = list(self._watchers.get(run_id, ()))
-        for callback in callbacks:
-            callback()
+        return self.watchers.watch(run_id, callback)

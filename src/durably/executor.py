@@ -28,15 +28,13 @@ from durably.context import RunContext, activate, deactivate
 from durably.errors import StoreError
 from durably.outcome import Conclusion, conclude
 from durably.plans import drive_async, drive_sync
-from durably.records import Claim, Lease
+from durably.records import Claim
 from durably.serialization import decode_call
 from durably.stores.base import Store
+from durably.upkeep import Upkeep
 
 log = logging.getLogger("durably.executor")
 T = TypeVar("T")
-
-#: A step running this long is published as the run's ``current_step``.
-PROGRESS_AFTER = 0.2
 
 HOST = socket.gethostname()
 
@@ -71,7 +69,7 @@ class Executor:
         workers: int,
         lease: float,
         poll_interval: float,
-        on_finished: Callable[[str], None],
+        on_finished: Callable[[str, str | None], None],
         queues: Sequence[str] | None = None,
         workflows: Sequence[str] | None = None,
     ) -> None:
@@ -84,30 +82,30 @@ class Executor:
         self._on_finished = on_finished
         self.clock_offset = 0.0  # database clock minus ours; measured at each renewal
         # Runs beyond the pool's threads wait in its queue: they write nothing yet.
-        committer.concurrency = lambda: min(len(self._inflight), workers)
+        committer.concurrency = lambda: min(len(self.inflight), workers)
         self.queues = None if queues is None else list(queues)
         self.patterns = None if workflows is None else list(workflows)
-        #: Runs whose execution the database cut short; released as soon as it can be.
-        self._stranded: list[Lease] = []
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="durably-worker")
         self._loop = asyncio.new_event_loop()
         committer.loop = self._loop
-        self._inflight: dict[str, RunContext] = {}
-        self._loop_calls: set[Future[Any]] = set()  # calls from other threads onto the loop
+        self.inflight: dict[str, RunContext] = {}
+        #: Calls from other threads onto the loop, with their coroutines.
+        self._loop_calls: dict[Future[Any], Coroutine[Any, Any, Any]] = {}
         self._timers: list[float] = []
         self._cond = threading.Condition()
         self._poked = False
         self._stopping = False
-        self._stop = threading.Event()  # wakes the heartbeat at once on shutdown
+        self._stop = threading.Event()  # wakes the upkeep threads at once on shutdown
+        self.upkeep = Upkeep(self, self._stop)
         self._threads = [
+            *self.upkeep.threads,
             threading.Thread(target=self._loop.run_forever, name="durably-loop", daemon=True),
             threading.Thread(target=self._claim_loop, name="durably-claimer", daemon=True),
-            threading.Thread(target=self._heartbeat_loop, name="durably-heartbeat", daemon=True),
         ]
 
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
-        self._measure_clock()  # before any run computes a timer with it
+        self.upkeep.measure_clock()  # before any run computes a timer with it
         for thread in self._threads:
             thread.start()
 
@@ -117,7 +115,7 @@ class Executor:
             self._stopping = True
             self._cond.notify_all()
         deadline = time.monotonic() + grace
-        while self._inflight and time.monotonic() < deadline:
+        while self.inflight and time.monotonic() < deadline:
             time.sleep(0.01)  # the heartbeat keeps the leases of draining runs alive
         self._stop.set()
         try:
@@ -126,11 +124,14 @@ class Executor:
             log.exception("could not release leases of %s", self.owner)
         for call in list(self._loop_calls):
             call.cancel()  # the loop is about to stop: its callers must not wait forever
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        # Stop one turn later, so that the cancellations just sent are carried out.
+        self._loop.call_soon_threadsafe(self._loop.call_soon, self._loop.stop)
         for thread in self._threads:
             thread.join(timeout=5)
         if not self._loop.is_running():
             self._loop.close()
+            for coro in list(self._loop_calls.values()):
+                coro.close()  # cancelled before the loop ever ran it
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -151,7 +152,7 @@ class Executor:
 
     def has_room(self, queue: str = "default", workflow: str | None = None) -> bool:
         """Whether a run of ``queue`` may be handed to this executor directly."""
-        if self._stopping or len(self._inflight) >= self.capacity:
+        if self._stopping or len(self.inflight) >= self.capacity:
             return False
         if self.queues is not None and queue not in self.queues:
             return False
@@ -179,15 +180,15 @@ class Executor:
     def start_on_loop(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         """Run ``coro`` on the executor's loop; cancelled if the loop stops first."""
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        self._loop_calls.add(future)
-        future.add_done_callback(self._loop_calls.discard)
+        self._loop_calls[future] = coro
+        future.add_done_callback(functools.partial(self._loop_calls.pop))
         return future
 
     def is_running(self, run_id: str) -> bool:
-        return run_id in self._inflight
+        return run_id in self.inflight
 
     def current_step(self, run_id: str) -> str | None:
-        ctx = self._inflight.get(run_id)
+        ctx = self.inflight.get(run_id)
         return None if ctx is None else ctx.current_step
 
     # -- claiming ----------------------------------------------------------------
@@ -210,7 +211,7 @@ class Executor:
                 self._poked = False
 
     def _claim_once(self) -> bool:
-        room = min(self.capacity - len(self._inflight), 100)
+        room = min(self.capacity - len(self.inflight), 100)
         names = self.workflow_names()
         if room <= 0 or not names:
             return False
@@ -227,7 +228,7 @@ class Executor:
         for queue in limited:
             if self.queues is not None and queue.name not in self.queues:
                 continue
-            mine = sum(1 for ctx in list(self._inflight.values()) if ctx.run.queue == queue.name)
+            mine = sum(1 for ctx in list(self.inflight.values()) if ctx.run.queue == queue.name)
             room_here = room - len(claims)
             if queue.worker_concurrency is not None:
                 room_here = min(room_here, queue.worker_concurrency - mine)
@@ -247,11 +248,6 @@ class Executor:
 
     def db_now(self) -> float:
         return time.time() + self.clock_offset
-
-    def _measure_clock(self) -> None:
-        before = time.time()
-        database = self.store.clock()
-        self.clock_offset = database - (before + time.time()) / 2
 
     def _idle_timeout(self) -> float:
         now = self.db_now()
@@ -283,7 +279,7 @@ class Executor:
             claim=claim,
             host=self,
         )
-        self._inflight[claim.run.run_id] = ctx
+        self.inflight[claim.run.run_id] = ctx
         if workflow.is_async:
             if _running_loop() is self._loop:
                 self._loop.create_task(self._run_async(ctx))
@@ -335,19 +331,18 @@ class Executor:
         self._finished(ctx, ending, done)
 
     def _finished(self, ctx: RunContext, ending: Conclusion | None, done: Any) -> None:
-        was_full = len(self._inflight) >= self.capacity
-        self._inflight.pop(ctx.run_id, None)
+        was_full = len(self.inflight) >= self.capacity
+        self.inflight.pop(ctx.run_id, None)
         if isinstance(done, Exception) or ctx.broken:
             log.warning("run %s: the database failed a write (%s); releasing it", ctx.run_id, done)
-            with self._cond:
-                self._stranded.append(ctx.lease)
+            self.upkeep.strand(ctx.lease)
         elif ending is not None:
             crashpoints.hit("run.after_finish")
             if ending.then is not None:
                 ending.then(done)
             if ending.wake_at is not None:
                 self.wake_at(ending.wake_at)
-            self._on_finished(ctx.run_id)
+            self._on_finished(ctx.run_id, ending.output)
         # Claim again only if this may have made work claimable here: room opened up,
         # or a parent waiting for this run was woken. Otherwise a claim finds nothing.
         if was_full or ctx.run.parent_id is not None:
@@ -355,67 +350,9 @@ class Executor:
 
     def cancel_local(self, run_id: str) -> None:
         """Tell a run executing here that it was asked to cancel."""
-        ctx = self._inflight.get(run_id)
+        ctx = self.inflight.get(run_id)
         if ctx is not None:
             ctx.cancel_requested = True
-
-    # -- leases ------------------------------------------------------------------
-    def _heartbeat_loop(self) -> None:
-        interval = self.lease / 3
-        next_renewal = time.monotonic() + interval
-        published: dict[str, str | None] = {}
-        while not self._stop.wait(0.2):
-            if time.monotonic() >= next_renewal:  # first: nothing may delay a renewal
-                try:
-                    # Only runs executing here: a run this worker owns but does not run
-                    # (a claim whose commit reported an error) must expire for a peer.
-                    self.store.renew_leases(self.owner, self.lease, list(self._inflight))
-                    next_renewal = time.monotonic() + interval
-                    self._measure_clock()
-                except StoreError as exc:
-                    log.warning("renewing leases failed (%s); retrying", exc)
-            self._publish_progress(published)
-            self._learn_cancellations()
-            self._release_stranded()
-
-    def _publish_progress(self, published: dict[str, str | None]) -> None:
-        """Publish the step each run is in once it has run a while: no write per step."""
-        now = time.monotonic()
-        for run_id, ctx in list(self._inflight.items()):
-            step = ctx.current_step
-            if step is not None and now - ctx.step_since < PROGRESS_AFTER:
-                step = None  # most steps are over before anyone could look
-            if published.get(run_id) == step:
-                continue
-            published[run_id] = step
-            self.committer.submit(functools.partial(self._progress, ctx.lease, step))
-        for run_id in [r for r in published if r not in self._inflight]:
-            del published[run_id]
-
-    def _release_stranded(self) -> None:
-        with self._cond:
-            stranded, self._stranded = self._stranded, []
-        for index, lease in enumerate(stranded):
-            try:
-                self.store.release_run(lease)
-            except StoreError:
-                with self._cond:  # still failing: try again at the next tick
-                    self._stranded.extend(stranded[index:])
-                return
-            self.poke()
-
-    def _learn_cancellations(self) -> None:
-        if not self._inflight:
-            return
-        try:
-            for run_id in self.store.cancel_requests(self.owner):
-                self.cancel_local(run_id)
-        except StoreError:
-            log.exception("reading cancellation requests failed; retrying")
-
-    def _progress(self, lease: Lease, step: str | None, tx: Any) -> None:
-        # LeaseLost here only means the run ended or moved on; nobody waits for it.
-        self.store.set_progress(tx, lease, step)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -57,6 +57,8 @@ class RunHandle(Generic[R]):
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = _FIRST_POLL
         while True:
+            if (text := self._engine.watchers.result(self._target)) is not None:
+                return self._decoded(text)  # it completed here: nothing to read
             event = threading.Event()
             with self._engine.watch(self._target, event.set):
                 row = self._engine.store.get_run(self._target)
@@ -71,6 +73,8 @@ class RunHandle(Generic[R]):
         pause = _FIRST_POLL
         loop = asyncio.get_running_loop()
         while True:
+            if (text := self._engine.watchers.result(self._target)) is not None:
+                return self._decoded(text)  # it completed here: nothing to read
             woken = asyncio.Event()
 
             def wake(event: asyncio.Event = woken) -> None:
@@ -85,6 +89,10 @@ class RunHandle(Generic[R]):
             pause = min(pause * 2, self._engine.poll_interval)
 
     # -- shared decisions ------------------------------------------------------------
+    def _decoded(self, output: str | None) -> R:
+        value: R = loads(output, self._hint, what=f"result of run {self._target}")
+        return value
+
     def _settled(self, row: RunRow | None) -> bool:
         if row is None:
             raise RunNotFound(f"no run with id {self._target!r}")
@@ -104,8 +112,7 @@ class RunHandle(Generic[R]):
     def _outcome(self, row: RunRow | None) -> R:
         assert row is not None
         if row.status is RunStatus.COMPLETED:
-            value: R = loads(row.output, self._hint, what=f"result of run {row.run_id}")
-            return value
+            return self._decoded(row.output)
         assert row.error is not None
         if row.status is RunStatus.CANCELLED:
             raise WorkflowCancelled(row.error.message)

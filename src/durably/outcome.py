@@ -21,6 +21,8 @@ class Conclusion:
     status: RunStatus
     wake_at: float | None = None
     then: Callable[[Any], None] | None = None
+    #: The result's JSON text when the run completed (not when it continued as new).
+    output: str | None = None
 
 
 def conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conclusion | None:
@@ -74,7 +76,7 @@ def _finish(
     store, lease = ctx.store, ctx.lease
     parent = ctx.run.parent_id
     write = ctx.fenced(lambda tx: store.finish_run(tx, lease, status, output, error, None, parent))
-    return Conclusion(write.op, status)
+    return Conclusion(write.op, status, output=output)
 
 
 def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
