@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, NewType, Optional, TypedDict, TypeVa
 import pydantic
 import pytest
 
+from durably.conversion import restore
 from durably.errors import SerializationError
 from durably.serialization import (
     DEFAULT_MAX_PAYLOAD,
@@ -26,7 +27,6 @@ from durably.serialization import (
     dumps,
     encode_call,
     loads,
-    restore,
     return_hint,
 )
 

@@ -10,15 +10,14 @@ from concurrent.futures import CancelledError, Future
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, overload
 
-from durably import crashpoints, registry
+from durably import registry, starting
 from durably.committer import Committer
 from durably.durations import parse_duration
 from durably.errors import RunNotFound, StoreClosed, WorkflowNotFound
 from durably.executor import Executor
 from durably.handle import RunHandle
-from durably.plans import Plan, Write, drive_async, drive_sync
+from durably.plans import Plan, drive_async, drive_sync
 from durably.records import (
-    Claim,
     NewRun,
     Run,
     RunRow,
@@ -27,19 +26,14 @@ from durably.records import (
     new_run_id,
 )
 from durably.registry import Workflow
-from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, encode_call, loads, return_hint
+from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
+from durably.starting import StartOptions
 from durably.stores import open_store
 from durably.stores.base import Store
 from durably.stores.sqlite import Synchronous
 from durably.watchers import Watchers
 
 R = TypeVar("R")
-
-
-def _check_id(kind: str, value: str | None) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
-        raise ValueError(f"{kind} must be a non-empty string of at most 200 chars, not {value!r}")
-    return value
 
 
 _CLOSED_WHILE_STARTING = "the engine shut down while the run was being started"
@@ -225,9 +219,8 @@ class Engine:
             WorkflowNotFound: no workflow of that name is registered (executing engines).
             SerializationError: an argument cannot be encoded (nothing is written).
         """
-        new, hint = self._new_run(
-            wf, args, kwargs, run_id, idempotency_key, queue, priority, delay, partition_key
-        )
+        options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
+        new, hint = self._new_run(wf, args, kwargs, options)
         on_loop = self._start_on_loop(new, hint)
         if on_loop is None:
             return drive_sync(self.committer, self._start_plan(new, hint))
@@ -250,9 +243,8 @@ class Engine:
         **kwargs: Any,
     ) -> RunHandle[Any]:
         """Async twin of :meth:`start_workflow`."""
-        new, hint = self._new_run(
-            wf, args, kwargs, run_id, idempotency_key, queue, priority, delay, partition_key
-        )
+        options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
+        new, hint = self._new_run(wf, args, kwargs, options)
         on_loop = self._start_on_loop(new, hint)
         if on_loop is None:
             return await drive_async(self.committer, self._start_plan(new, hint))
@@ -279,67 +271,24 @@ class Engine:
         wf: Workflow[Any, Any] | str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        run_id: str | None,
-        idempotency_key: str | None,
-        queue: str,
-        priority: int,
-        delay: float | str | None,
-        partition_key: str | None,
+        options: StartOptions,
     ) -> tuple[NewRun, Any]:
-        """Validate and encode a start request; nothing is written yet."""
-        workflow = self._resolve(wf)
+        workflow = starting.resolve(wf, execute=self.execute)
         name = workflow.name if workflow is not None else str(wf)
-        fn = workflow.fn if workflow is not None else None
-        text = encode_call(
-            fn, args, kwargs, what=f"input of workflow {name!r}", limit=self.max_payload
-        )
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise ValueError(f"priority must be an int, not {priority!r}")
-        wait = 0.0 if delay is None else parse_duration(delay)
-        executor = self._executor
-        direct = executor is not None and not wait and executor.has_room(queue, name)
-        new = NewRun(
-            run_id=_check_id("run_id", run_id) or new_run_id(),
-            workflow=name,
-            input=text,
-            idempotency_key=_check_id("idempotency_key", idempotency_key),
-            queue=_check_id("queue", queue) or "default",
-            priority=priority,
-            delay=wait,
-            partition_key=_check_id("partition_key", partition_key),
-            owner=executor.owner if direct and executor is not None else None,
+        return starting.new_run(
+            workflow,
+            name,
+            (args, kwargs),
+            options,
+            executor=self._executor,
             lease=self.lease,
+            max_payload=self.max_payload,
         )
-        return new, Any if fn is None else return_hint(fn)
-
-    def _resolve(self, wf: Workflow[Any, Any] | str) -> Workflow[Any, Any] | None:
-        if isinstance(wf, Workflow):
-            return wf
-        if not isinstance(wf, str):
-            raise WorkflowNotFound(f"{wf!r} is not a durably workflow; decorate it with @workflow")
-        try:
-            return registry.lookup(wf)
-        except WorkflowNotFound:
-            if self.execute:
-                raise
-            _check_id("workflow name", wf)
-            return None  # a client starts it by name for workers that have it
 
     def _start_plan(self, new: NewRun, hint: Any) -> Plan[RunHandle[Any]]:
-        row, created = yield Write(lambda tx: self.store.create_run(tx, new))
-        crashpoints.hit("start.after_create")
-        executor = self._executor
-        # Only a run this call created is dispatched here. (A run claimed by a create
-        # whose commit reported an error is not running; its lease is not renewed, so
-        # it expires and any worker claims it.)
-        if created and executor is not None:
-            if new.owner is not None:
-                executor.dispatch(Claim(row, ()))
-            elif new.delay:
-                executor.wake_at(executor.db_now() + new.delay)
-            else:
-                executor.poke()
-        return RunHandle(self, row.run_id, hint)
+        return starting.start_plan(
+            self.store, self._executor, new, lambda run_id: RunHandle(self, run_id, hint)
+        )
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle for an existing run (its result is typed if its workflow is registered)."""
@@ -408,7 +357,7 @@ class Engine:
             RunNotFound: no such run. InvalidRunState: the run has ended.
         """
         text = dumps(payload, what=f"signal {name!r} payload", limit=self.max_payload)
-        key = _check_id("idempotency_key", idempotency_key) or new_run_id()
+        key = starting.check_id("idempotency_key", idempotency_key) or new_run_id()
         self.committer.run(lambda tx: self.store.send_signal(tx, run_id, name, text, key))
         if self._executor is not None:
             self._executor.poke()
