@@ -76,6 +76,7 @@ PEERS = [
 ROWS = [
     Row("W1", "durably", "durably", "sync", ""),
     Row("W1", "durably-async", "durably", "async"),
+    Row("W1", "durably-async, starts gathered", "durably", "async-gather"),
     *(Row("W1", *peer) for peer in PEERS),
     Row("W2", "durably", "durably", "default", ""),
     Row("W2", "durably-full", "durably", "full", ""),
@@ -184,7 +185,8 @@ def comparison(row: Row, value: float, other: Row, other_value: float) -> str:
     if row.system == "sqlite":  # compare_to names the durably row measured against this floor
         return f"{other.label} costs {other_value / value:.2f}x this floor"
     if row.system == "durably":
-        return f"{phrase(speedup(value, other_value, higher_better))} than {other.label}"
+        text = phrase(speedup(value, other_value, higher_better))
+        return f"{text} {'with' if text == 'about even' else 'than'} {other.label}"
     return f"durably is {phrase(speedup(other_value, value, higher_better))}"
 
 

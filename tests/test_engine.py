@@ -432,3 +432,27 @@ def test_a_result_completed_here_is_returned_without_a_read(
     monkeypatch.setattr(engine.store, "get_run", no_reads)
     assert first.result(timeout=1) == 6
     assert asyncio.run(chained.result_async(timeout=1)) == [10, 12]
+
+
+def test_waiting_for_a_run_executing_here_polls_nothing(
+    engine: durably.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    GATE.clear()
+    handle = engine.start_workflow(gated)
+    reads: list[str] = []
+    real_get_run = engine.store.get_run
+
+    def counted(run_id: str) -> durably.records.RunRow | None:
+        reads.append(run_id)
+        return real_get_run(run_id)
+
+    monkeypatch.setattr(engine.store, "get_run", counted)
+    threading.Timer(0.4, GATE.set).start()  # polling every 5-40 ms would read ~6 times
+    assert handle.result(timeout=10) == "passed"
+    assert reads == []
+
+    GATE.clear()
+    handle = engine.start_workflow(gated)
+    threading.Timer(0.4, GATE.set).start()
+    assert asyncio.run(handle.result_async(timeout=10)) == "passed"
+    assert reads == []

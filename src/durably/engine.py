@@ -411,6 +411,10 @@ class Engine:
         return await asyncio.to_thread(self.retry, run_id)
 
     # -- completion notifications ------------------------------------------------
+    def running_here(self, run_id: str) -> bool:
+        """Whether this engine is executing the run now (it notifies when that ends)."""
+        return self._executor is not None and self._executor.is_running(run_id)
+
     def watch(self, run_id: str, callback: Callable[[], None]) -> AbstractContextManager[None]:
         """Call ``callback`` when this process sees the run end or suspend."""
         self._listen()

@@ -61,10 +61,12 @@ class RunHandle(Generic[R]):
                 return self._decoded(text)  # it completed here: nothing to read
             event = threading.Event()
             with self._engine.watch(self._target, event.set):
-                row = self._engine.store.get_run(self._target)
-                if self._settled(row):
-                    return self._outcome(row)
-                event.wait(self._next_wait(deadline, pause))
+                here = self._engine.running_here(self._target)
+                if not here:
+                    row = self._engine.store.get_run(self._target)
+                    if self._settled(row):
+                        return self._outcome(row)
+                event.wait(self._next_wait(deadline, pause, here))
             pause = min(pause * 2, self._engine.poll_interval)
 
     async def result_async(self, timeout: float | None = None) -> R:
@@ -81,11 +83,13 @@ class RunHandle(Generic[R]):
                 loop.call_soon_threadsafe(event.set)
 
             with self._engine.watch(self._target, wake):
-                row = await asyncio.to_thread(self._engine.store.get_run, self._target)
-                if self._settled(row):
-                    return self._outcome(row)
+                here = self._engine.running_here(self._target)
+                if not here:
+                    row = await asyncio.to_thread(self._engine.store.get_run, self._target)
+                    if self._settled(row):
+                        return self._outcome(row)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), self._next_wait(deadline, pause))
+                    await asyncio.wait_for(woken.wait(), self._next_wait(deadline, pause, here))
             pause = min(pause * 2, self._engine.poll_interval)
 
     # -- shared decisions ------------------------------------------------------------
@@ -101,7 +105,12 @@ class RunHandle(Generic[R]):
             return False
         return row.status.terminal
 
-    def _next_wait(self, deadline: float | None, pause: float) -> float:
+    def _next_wait(self, deadline: float | None, pause: float, here: bool) -> float:
+        """How long to wait before looking again. A run executing in this process
+        needs no polling: it notifies when it ends or suspends. (A rare silent
+        release, at shutdown or on a lost lease, is seen a poll interval later.)"""
+        if here:
+            pause = self._engine.poll_interval
         if deadline is None:
             return pause
         left = deadline - time.monotonic()
