@@ -70,7 +70,7 @@ def main(kind: str, n: int, db: str) -> dict[str, object]:
         "threads_idle_engine": threads_idle,
         "threads_holding": threading.active_count(),
         "worker_threads": len(executor._pool._threads),
-        "inflight": len(executor._inflight),
+        "inflight": len(executor.inflight),
         "loop_tasks": loop_tasks(engine),
         "db_mb": os.path.getsize(db) / 2**20,
         "wal_mb": os.path.getsize(db + "-wal") / 2**20,

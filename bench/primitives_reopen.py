@@ -30,7 +30,7 @@ def main(n: int, db: str) -> dict[str, object]:
     time.sleep(SETTLE)
     sleeping = engine.list_runs(status="sleeping", limit=n + 1)
     every = engine.list_runs(limit=n + 1)
-    claimed = len(engine._executor._inflight)  # type: ignore[union-attr]
+    claimed = len(engine._executor.inflight)  # type: ignore[union-attr]
     now = time.time()
     began = time.perf_counter()
     ahead = []  # hours from now until each run's recorded wake time
