@@ -273,13 +273,12 @@ class Engine:
         kwargs: dict[str, Any],
         options: StartOptions,
     ) -> tuple[NewRun, Any]:
-        workflow = starting.resolve(wf, execute=self.execute)
-        name = workflow.name if workflow is not None else str(wf)
         return starting.new_run(
-            workflow,
-            name,
-            (args, kwargs),
+            wf,
+            args,
+            kwargs,
             options,
+            execute=self.execute,
             executor=self._executor,
             lease=self.lease,
             max_payload=self.max_payload,

@@ -41,7 +41,7 @@ def check_id(kind: str, value: str | None) -> str | None:
     return value
 
 
-def resolve(wf: Workflow[Any, Any] | str, *, execute: bool) -> Workflow[Any, Any] | None:
+def _resolve(wf: Workflow[Any, Any] | str, *, execute: bool) -> Workflow[Any, Any] | None:
     """The workflow ``wf`` names; ``None`` for a name a client starts for others."""
     if isinstance(wf, Workflow):
         return wf
@@ -57,18 +57,21 @@ def resolve(wf: Workflow[Any, Any] | str, *, execute: bool) -> Workflow[Any, Any
 
 
 def new_run(
-    workflow: Workflow[Any, Any] | None,
-    name: str,
-    call: tuple[tuple[Any, ...], dict[str, Any]],
+    wf: Workflow[Any, Any] | str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
     options: StartOptions,
     *,
+    execute: bool,
     executor: Executor | None,
     lease: float,
     max_payload: int,
 ) -> tuple[NewRun, Any]:
     """Check and encode a start request; returns the row to write and the result's type."""
+    workflow = _resolve(wf, execute=execute)
+    name = workflow.name if workflow is not None else str(wf)
     fn = workflow.fn if workflow is not None else None
-    text = encode_call(fn, *call, what=f"input of workflow {name!r}", limit=max_payload)
+    text = encode_call(fn, args, kwargs, what=f"input of workflow {name!r}", limit=max_payload)
     priority, delay, queue = options.priority, options.delay, options.queue
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ValueError(f"priority must be an int, not {priority!r}")
