@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ import pytest
 import durably
 from durably.committer import Committer
 from durably.errors import LeaseLost, StoreClosed
+from durably.plans import Plan, Write
 from durably.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -184,10 +186,29 @@ def test_async_runs_started_from_another_event_loop(tmp_path: Path) -> None:
         assert asyncio.run(main()) == [f"leaf {i}" for i in range(30)]
 
 
-def test_a_call_onto_the_loop_ends_when_the_engine_shuts_down(tmp_path: Path) -> None:
+def test_a_start_handed_to_the_loop_is_answered_when_the_engine_shuts_down(
+    tmp_path: Path,
+) -> None:
     engine = durably.Engine(str(tmp_path / "e.db")).launch()
     executor = engine._executor
     assert executor is not None
-    call = executor.start_on_loop(asyncio.Event().wait())  # would never finish
-    engine.shutdown()
-    assert call.cancelled()  # its caller is told, instead of waiting forever
+    gate = threading.Event()
+    executor.inbox.post(gate.wait, 30)  # the loop is busy: the start waits behind it
+    outcomes: list[tuple[bool, object]] = []
+
+    def plan() -> Plan[str]:
+        yield Write(lambda tx: None)
+        return "started"
+
+    executor.start_on_loop(plan(), lambda ok, value: outcomes.append((ok, value)))
+    stopper = threading.Thread(target=engine.shutdown)
+    stopper.start()
+    deadline = time.monotonic() + 10
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.set()
+    stopper.join(timeout=10)
+    # Its caller is told, instead of waiting forever; the loop never ran the plan.
+    assert len(outcomes) == 1
+    ok, error = outcomes[0]
+    assert not ok and isinstance(error, StoreClosed)

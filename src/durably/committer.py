@@ -89,7 +89,7 @@ class Committer:
         with self._cond:
             if self._closed:
                 raise StoreClosed("the engine is shut down; nothing more can be written")
-            self._queue.append((op, functools.partial(_settle, future)))
+            self._queue.append((op, functools.partial(settle, future)))
             if not self._leading:
                 self._cond.notify()
         return future
@@ -107,10 +107,15 @@ class Committer:
         if not self.inline or loop is not self.loop:
             return await asyncio.wrap_future(self.submit(op))
         future: asyncio.Future[T] = loop.create_future()
-        self._turn.append((op, functools.partial(_resolve, future)))
-        if len(self._turn) == 1:
-            loop.call_soon(self._flush_turn)
+        self.in_turn(op, functools.partial(resolve, future))
         return await future
+
+    def in_turn(self, op: Op, done: Done) -> None:
+        """Add ``op`` to this turn's batch of the engine's loop (only on that loop,
+        over a local database); ``done`` is called there once it committed."""
+        self._turn.append((op, done))
+        if len(self._turn) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_turn)
 
     def _flush_turn(self) -> None:
         batch, self._turn = self._turn, []
@@ -194,7 +199,8 @@ class _Waiter:
         raise self._value
 
 
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+def resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    """Settle ``future`` with an outcome, unless its waiter gave up meanwhile."""
     if future.done():  # the waiting task was cancelled meanwhile
         return
     if ok:
@@ -203,7 +209,8 @@ def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
-def _settle(future: Future[Any], ok: bool, value: Any) -> None:
+def settle(future: Future[Any], ok: bool, value: Any) -> None:
+    """Settle a thread's future with an outcome."""
     if ok:
         future.set_result(value)
     else:

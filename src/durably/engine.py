@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, overload
 
 from durably import registry, starting
-from durably.committer import Committer
+from durably.committer import Committer, resolve, settle
 from durably.durations import parse_duration
-from durably.errors import RunNotFound, StoreClosed, WorkflowNotFound
+from durably.errors import RunNotFound, WorkflowNotFound
 from durably.executor import Executor
 from durably.handle import RunHandle
+from durably.inbox import inbox
 from durably.plans import Plan, drive_async, drive_sync
 from durably.records import (
     NewRun,
@@ -34,9 +36,6 @@ from durably.stores.sqlite import Synchronous
 from durably.watchers import Watchers
 
 R = TypeVar("R")
-
-
-_CLOSED_WHILE_STARTING = "the engine shut down while the run was being started"
 
 
 class Engine:
@@ -221,13 +220,11 @@ class Engine:
         """
         options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
         new, hint = self._new_run(wf, args, kwargs, options)
-        on_loop = self._start_on_loop(new, hint)
-        if on_loop is None:
+        if not self._starts_on_loop(new):
             return drive_sync(self.committer, self._start_plan(new, hint))
-        try:
-            return on_loop.result()
-        except CancelledError:
-            raise StoreClosed(_CLOSED_WHILE_STARTING) from None
+        started: Future[RunHandle[Any]] = Future()
+        self._start_on_loop(new, hint, functools.partial(settle, started))
+        return started.result()
 
     async def start_workflow_async(
         self,
@@ -245,26 +242,26 @@ class Engine:
         """Async twin of :meth:`start_workflow`."""
         options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
         new, hint = self._new_run(wf, args, kwargs, options)
-        on_loop = self._start_on_loop(new, hint)
-        if on_loop is None:
+        if not self._starts_on_loop(new):
             return await drive_async(self.committer, self._start_plan(new, hint))
-        try:
-            return await asyncio.wrap_future(on_loop)
-        except asyncio.CancelledError:
-            if not on_loop.cancelled():
-                raise  # this caller was cancelled, not the start
-            raise StoreClosed(_CLOSED_WHILE_STARTING) from None
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[RunHandle[Any]] = loop.create_future()
+        box = inbox(loop)
+        self._start_on_loop(new, hint, lambda ok, value: box.post(resolve, started, ok, value))
+        return await started
 
-    def _start_on_loop(self, new: NewRun, hint: Any) -> Future[RunHandle[Any]] | None:
-        """Start an async run on the engine's loop, when called from another thread.
-
-        The run's row is then written in the loop's next batch and the run starts
-        right there, with no further hand-off.
-        """
+    def _starts_on_loop(self, new: NewRun) -> bool:
+        """Whether to start an async run on the engine's loop: called from another
+        thread, the run's row is written in the loop's next batch and the run starts
+        right there, with no further hand-off."""
         executor = self._executor
-        if executor is None or new.owner is None or not executor.starts_on_loop(new.workflow):
-            return None
-        return executor.start_on_loop(drive_async(self.committer, self._start_plan(new, hint)))
+        if executor is None or new.owner is None:
+            return False
+        return executor.starts_on_loop(new.workflow)
+
+    def _start_on_loop(self, new: NewRun, hint: Any, done: Callable[[bool, Any], None]) -> None:
+        assert self._executor is not None
+        self._executor.start_on_loop(self._start_plan(new, hint), done)
 
     def _new_run(
         self,

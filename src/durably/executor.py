@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import functools
 import heapq
+import itertools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from durably import crashpoints, queues, registry
 from durably.committer import Committer
 from durably.compensation import interrupted_unwinding, needs_unwinding, unwind
 from durably.context import RunContext, activate, deactivate
-from durably.errors import StoreError
+from durably.errors import StoreClosed, StoreError
+from durably.inbox import Inbox
 from durably.outcome import Conclusion, conclude
-from durably.plans import drive_async, drive_sync
+from durably.plans import Plan, drive_async, drive_on_loop, drive_sync
 from durably.records import Claim
 from durably.serialization import decode_call
 from durably.stores.base import Store
@@ -37,6 +38,7 @@ log = logging.getLogger("durably.executor")
 T = TypeVar("T")
 
 HOST = socket.gethostname()
+CLOSED_WHILE_STARTING = "the engine shut down while the run was being started"
 
 
 def new_owner() -> str:
@@ -89,8 +91,10 @@ class Executor:
         self._loop = asyncio.new_event_loop()
         committer.loop = self._loop
         self.inflight: dict[str, RunContext] = {}
-        #: Calls from other threads onto the loop, with their coroutines.
-        self._loop_calls: dict[Future[Any], Coroutine[Any, Any, Any]] = {}
+        self.inbox = Inbox(self._loop)
+        #: Starts handed to the loop from other threads, not yet answered.
+        self._loop_calls: dict[int, Callable[[bool, Any], None]] = {}
+        self._call_ids = itertools.count()
         self._timers: list[float] = []
         self._cond = threading.Condition()
         self._poked = False
@@ -122,16 +126,15 @@ class Executor:
             self.store.release_owner(self.owner)  # peers take over what is left, at once
         except StoreError:
             log.exception("could not release leases of %s", self.owner)
-        for call in list(self._loop_calls):
-            call.cancel()  # the loop is about to stop: its callers must not wait forever
+        for key in list(self._loop_calls):  # the loop is about to stop: tell their callers
+            if (done := self._loop_calls.pop(key, None)) is not None:
+                done(False, StoreClosed(CLOSED_WHILE_STARTING))
         # Stop one turn later, so that the cancellations just sent are carried out.
         self._loop.call_soon_threadsafe(self._loop.call_soon, self._loop.stop)
         for thread in self._threads:
             thread.join(timeout=5)
         if not self._loop.is_running():
             self._loop.close()
-            for coro in list(self._loop_calls.values()):
-                coro.close()  # cancelled before the loop ever ran it
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
@@ -174,15 +177,23 @@ class Executor:
         return (
             self.committer.inline
             and registry.lookup(workflow).is_async
-            and _running_loop() is not self._loop
+            and asyncio._get_running_loop() is not self._loop
         )
 
-    def start_on_loop(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        """Run ``coro`` on the executor's loop; cancelled if the loop stops first."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        self._loop_calls[future] = coro
-        future.add_done_callback(functools.partial(self._loop_calls.pop))
-        return future
+    def start_on_loop(self, plan: Plan[T], done: Callable[[bool, Any], None]) -> None:
+        """Perform ``plan`` (writes only) on the executor's loop, in its next batch.
+
+        ``done`` gets the outcome once, on the loop; or ``StoreClosed`` on the
+        stopping thread if the loop stops first, so its caller never waits forever.
+        """
+        key = next(self._call_ids)
+        self._loop_calls[key] = done
+
+        def finish(ok: bool, value: Any) -> None:
+            if self._loop_calls.pop(key, None) is not None:  # not told at shutdown already
+                done(ok, value)
+
+        self.inbox.post(drive_on_loop, self.committer, plan, finish)
 
     def is_running(self, run_id: str) -> bool:
         return run_id in self.inflight
@@ -281,12 +292,15 @@ class Executor:
         )
         self.inflight[claim.run.run_id] = ctx
         if workflow.is_async:
-            if _running_loop() is self._loop:
+            if asyncio._get_running_loop() is self._loop:
                 self._loop.create_task(self._run_async(ctx))
             else:
-                asyncio.run_coroutine_threadsafe(self._run_async(ctx), self._loop)
+                self.inbox.post(self._spawn, ctx)
         else:
             self._pool.submit(self._run_sync, ctx)
+
+    def _spawn(self, ctx: RunContext) -> None:
+        self._loop.create_task(self._run_async(ctx))
 
     def _run_sync(self, ctx: RunContext) -> None:
         token = activate(ctx)
@@ -353,13 +367,6 @@ class Executor:
         ctx = self.inflight.get(run_id)
         if ctx is not None:
             ctx.cancel_requested = True
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _call(ctx: RunContext) -> Any:

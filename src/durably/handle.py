@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from durably.committer import resolve
 from durably.errors import RunNotFound, WorkflowCancelled, WorkflowFailed
+from durably.inbox import inbox
 from durably.records import RunRow, RunStatus
 from durably.serialization import loads
 
@@ -77,11 +80,8 @@ class RunHandle(Generic[R]):
         while True:
             if (text := self._engine.watchers.result(self._target)) is not None:
                 return self._decoded(text)  # it completed here: nothing to read
-            woken = asyncio.Event()
-
-            def wake(event: asyncio.Event = woken) -> None:
-                loop.call_soon_threadsafe(event.set)
-
+            woken: asyncio.Future[None] = loop.create_future()
+            wake = functools.partial(inbox(loop).post, resolve, woken, True, None)
             with self._engine.watch(self._target, wake):
                 here = self._engine.running_here(self._target)
                 if not here:
@@ -89,7 +89,7 @@ class RunHandle(Generic[R]):
                     if self._settled(row):
                         return self._outcome(row)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), self._next_wait(deadline, pause, here))
+                    await asyncio.wait_for(woken, self._next_wait(deadline, pause, here))
             pause = min(pause * 2, self._engine.poll_interval)
 
     # -- shared decisions ------------------------------------------------------------

@@ -103,6 +103,32 @@ async def drive_async(committer: Committer, plan: Plan[T]) -> T:
             error = exc
 
 
+def drive_on_loop(committer: Committer, plan: Plan[T], done: Callable[[bool, Any], None]) -> None:
+    """Perform a plan made of writes only from callbacks on the engine's loop (no
+    task): each write joins the loop's current batch. ``done`` gets the outcome.
+
+    For starts handed over from other threads; like :func:`drive_async`, a write
+    the plan gave no store-failure handler is not retried.
+    """
+
+    def resume(ok: bool, value: Any) -> None:
+        try:
+            effect = plan.send(value) if ok else plan.throw(value)
+        except StopIteration as stop:
+            done(True, stop.value)
+            return
+        except BaseException as exc:
+            done(False, exc)
+            return
+        if not isinstance(effect, Write) or effect.on_store_error is not None:
+            plan.close()
+            done(False, TypeError(f"drive_on_loop performs plain writes only, not {effect!r}"))
+            return
+        committer.in_turn(effect.op, resume)
+
+    resume(True, None)
+
+
 class _StoreRetry:
     """A run's write the database failed is retried with backoff (the step's result
     is in hand: no need to run it again) until ``STORE_RETRY_FOR`` runs out; then
