@@ -57,14 +57,14 @@ class Committer:
 
     def run(self, op: Callable[[Any], T]) -> T:
         """Write ``op`` durably and return its result (or raise its error)."""
-        waiter: _Waiter | None = None
+        waiter: Waiter | None = None
         with self._cond:
             if self._closed:
                 raise StoreClosed("the engine is shut down; nothing more can be written")
             lead, self._leading = not self._leading, True
             busy = self.concurrency() > 1
             if not (lead and not busy and not self._queue):
-                waiter = _Waiter()
+                waiter = Waiter()
                 self._queue.append((op, waiter.done))
         if waiter is None:  # nobody else is writing: no batch, no waiter, no hand-off
             try:
@@ -89,7 +89,7 @@ class Committer:
         with self._cond:
             if self._closed:
                 raise StoreClosed("the engine is shut down; nothing more can be written")
-            self._queue.append((op, functools.partial(settle, future)))
+            self._queue.append((op, functools.partial(_settle, future)))
             if not self._leading:
                 self._cond.notify()
         return future
@@ -177,8 +177,8 @@ class Committer:
         self._thread.join(timeout=10)
 
 
-class _Waiter:
-    """One blocked writer: a lock held until its outcome is in (lighter than a Future)."""
+class Waiter:
+    """One blocked thread: a lock held until its outcome is in (lighter than a Future)."""
 
     __slots__ = ("_lock", "_ok", "_value")
 
@@ -209,8 +209,7 @@ def resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
-def settle(future: Future[Any], ok: bool, value: Any) -> None:
-    """Settle a thread's future with an outcome."""
+def _settle(future: Future[Any], ok: bool, value: Any) -> None:
     if ok:
         future.set_result(value)
     else:

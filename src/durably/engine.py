@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, overload
 
 from durably import registry, starting
-from durably.committer import Committer, resolve, settle
+from durably.committer import Committer, Waiter, resolve
 from durably.durations import parse_duration
 from durably.errors import RunNotFound, WorkflowNotFound
 from durably.executor import Executor
@@ -222,9 +220,9 @@ class Engine:
         new, hint = self._new_run(wf, args, kwargs, options)
         if not self._starts_on_loop(new):
             return drive_sync(self.committer, self._start_plan(new, hint))
-        started: Future[RunHandle[Any]] = Future()
-        self._start_on_loop(new, hint, functools.partial(settle, started))
-        return started.result()
+        waiter = Waiter()
+        self._start_on_loop(new, hint, waiter.done)
+        return waiter.wait()  # type: ignore[no-any-return]
 
     async def start_workflow_async(
         self,

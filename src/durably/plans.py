@@ -150,20 +150,22 @@ class _StoreRetry:
 
 
 def _written(effect: Write, committer: Committer) -> Any:
-    retry = _StoreRetry(effect)
+    retry: _StoreRetry | None = None
     while True:
         try:
             return committer.run(effect.op)
         except StoreError as exc:
+            retry = retry or _StoreRetry(effect)
             time.sleep(retry.next_pause(exc))
 
 
 async def _written_async(effect: Write, committer: Committer) -> Any:
-    retry = _StoreRetry(effect)
+    retry: _StoreRetry | None = None
     while True:
         try:
             return await committer.run_async(effect.op)
         except StoreError as exc:
+            retry = retry or _StoreRetry(effect)
             await asyncio.sleep(retry.next_pause(exc))
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 #: Results of runs completed in this process, kept so that waiting for them reads
 #: nothing (a completed run never changes again).
@@ -20,19 +20,20 @@ class Watchers:
         self._results: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
-    @contextmanager
-    def watch(self, run_id: str, callback: Callable[[], None]) -> Iterator[None]:
+    def watch(self, run_id: str, callback: Callable[[], None]) -> AbstractContextManager[None]:
         """Call ``callback`` whenever the run is seen to end or suspend, while inside."""
+        return _Watch(self, run_id, callback)
+
+    def _add(self, run_id: str, callback: Callable[[], None]) -> None:
         with self._lock:
             self._callbacks.setdefault(run_id, []).append(callback)
-        try:
-            yield
-        finally:
-            with self._lock:
-                callbacks = self._callbacks.get(run_id, [])
-                callbacks.remove(callback)
-                if not callbacks:
-                    self._callbacks.pop(run_id, None)
+
+    def _remove(self, run_id: str, callback: Callable[[], None]) -> None:
+        with self._lock:
+            callbacks = self._callbacks.get(run_id, [])
+            callbacks.remove(callback)
+            if not callbacks:
+                self._callbacks.pop(run_id, None)
 
     def notify(self, run_id: str, output: str | None = None) -> None:
         """The run ended or suspended; ``output`` is its result if it completed here."""
@@ -49,3 +50,18 @@ class Watchers:
         """The result (JSON text) of a run that completed in this process, if remembered."""
         with self._lock:
             return self._results.get(run_id)
+
+
+class _Watch:
+    """The span of one watch (a plain class: waits are frequent, generators cost more)."""
+
+    __slots__ = ("_callback", "_run_id", "_watchers")
+
+    def __init__(self, watchers: Watchers, run_id: str, callback: Callable[[], None]) -> None:
+        self._watchers, self._run_id, self._callback = watchers, run_id, callback
+
+    def __enter__(self) -> None:
+        self._watchers._add(self._run_id, self._callback)
+
+    def __exit__(self, *exc: object) -> None:
+        self._watchers._remove(self._run_id, self._callback)
