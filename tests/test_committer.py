@@ -132,6 +132,51 @@ def test_a_closed_committer_refuses_writes(store: CountingStore) -> None:
         committer.submit(insert(1))
 
 
+def test_write_then_leaves_the_commit_to_a_thread_already_writing(
+    store: CountingStore,
+) -> None:
+    committer = Committer(store)
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(tx: Any) -> None:
+        inside.set()
+        assert release.wait(10)
+
+    leader = threading.Thread(target=committer.run, args=(slow,))
+    leader.start()
+    assert inside.wait(10)
+    outcomes: list[tuple[bool, object]] = []
+    committer.write_then(insert(7), lambda ok, value: outcomes.append((ok, value)))
+    assert outcomes == []  # returned at once: the writing thread commits it next
+    release.set()
+    leader.join(timeout=10)
+    assert outcomes == [(True, 7)] and values(store) == [7]
+    committer.write_then(insert(8), lambda ok, value: outcomes.append((ok, value)))
+    assert outcomes[-1] == (True, 8)  # nobody else writing: committed on this thread
+    committer.close()
+
+
+def test_a_failing_completion_callback_costs_its_batch_nothing(store: CountingStore) -> None:
+    committer = Committer(store)
+    outcomes: list[tuple[bool, object]] = []
+
+    def broken(ok: bool, value: object) -> None:
+        raise RuntimeError("a callback bug")
+
+    committer.concurrency = lambda: 2  # the first writer lingers: both share its batch
+    second = threading.Thread(
+        target=lambda: committer.write_then(insert(2), lambda ok, v: outcomes.append((ok, v)))
+    )
+    committer.queue(insert(1), broken)
+    second.start()
+    second.join(timeout=10)
+    deadline = time.monotonic() + 10
+    while not outcomes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert outcomes == [(True, 2)] and values(store) == [1, 2]
+    committer.close()
+
+
 @durably.step
 async def start_from_step(tag: str) -> str:
     engine = ENGINES[0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,11 +29,13 @@ from durably.errors import DurablyError, StoreClosed
 from durably.stores.base import Store
 
 T = TypeVar("T")
+log = logging.getLogger("durably")
 Op = Callable[[Any], Any]
 #: Called once with the operation's outcome: (True, result) or (False, error).
 Done = Callable[[bool, Any], None]
 
 MAX_BATCH = 1000
+_CLOSED = "the engine is shut down; nothing more can be written"
 LINGER = 0.0001
 
 
@@ -60,7 +63,7 @@ class Committer:
         waiter: Waiter | None = None
         with self._cond:
             if self._closed:
-                raise StoreClosed("the engine is shut down; nothing more can be written")
+                raise StoreClosed(_CLOSED)
             lead, self._leading = not self._leading, True
             busy = self.concurrency() > 1
             if not (lead and not busy and not self._queue):
@@ -83,16 +86,32 @@ class Committer:
         crashpoints.hit("commit.after")
         return value
 
+    def write_then(self, op: Op, done: Done) -> None:
+        """Commit ``op`` and call ``done`` with its outcome, without waiting for it
+        while another thread is writing (that one commits it); else commit it here."""
+        with self._cond:
+            if self._closed:
+                raise StoreClosed(_CLOSED)
+            self._queue.append((op, done))
+            if self._leading:
+                return
+            self._leading = True
+        self._lead()
+
     def submit(self, op: Callable[[Any], T]) -> Future[T]:
         """Queue ``op`` for the next batch; the future completes once it committed."""
         future: Future[T] = Future()
+        self.queue(op, functools.partial(_settle, future))
+        return future
+
+    def queue(self, op: Op, done: Done) -> None:
+        """Queue ``op`` for the background writer's next batch; ``done`` gets its outcome."""
         with self._cond:
             if self._closed:
-                raise StoreClosed("the engine is shut down; nothing more can be written")
-            self._queue.append((op, functools.partial(_settle, future)))
+                raise StoreClosed(_CLOSED)
+            self._queue.append((op, done))
             if not self._leading:
                 self._cond.notify()
-        return future
 
     async def run_async(self, op: Callable[[Any], T]) -> T:
         """Write ``op`` durably from a coroutine.
@@ -121,7 +140,7 @@ class Committer:
         batch, self._turn = self._turn, []
         if self._closed:
             for _, done in batch:
-                done(False, StoreClosed("the engine is shut down; nothing more can be written"))
+                _tell(done, False, StoreClosed(_CLOSED))
             return
         for start in range(0, len(batch), MAX_BATCH):
             self._commit(batch[start : start + MAX_BATCH])
@@ -154,7 +173,7 @@ class Committer:
                 break
             except _Refused as refused:  # rolled back: answer those, commit the others
                 for index, error in refused.errors.items():
-                    batch[index][1](False, error)
+                    _tell(batch[index][1], False, error)
                 batch = [item for i, item in enumerate(batch) if i not in refused.errors]
                 if not batch:
                     return
@@ -163,11 +182,11 @@ class Committer:
                     for item in batch:
                         self._commit([item])
                 else:
-                    batch[0][1](False, exc)
+                    _tell(batch[0][1], False, exc)
                 return
         crashpoints.hit("commit.after")
         for (_, done), value in zip(batch, results, strict=True):
-            done(True, value)
+            _tell(done, True, value)
 
     def close(self) -> None:
         """Finish what is queued and stop the background writer."""
@@ -197,6 +216,14 @@ class Waiter:
         if self._ok:
             return self._value
         raise self._value
+
+
+def _tell(done: Done, ok: bool, value: Any) -> None:
+    """Give one operation its outcome; a failing callback cannot cost the others theirs."""
+    try:
+        done(ok, value)
+    except Exception:
+        log.exception("a write's completion callback failed")
 
 
 def resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

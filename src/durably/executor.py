@@ -316,12 +316,7 @@ class Executor:
                     error = interrupted_unwinding(error, exc)
         finally:
             deactivate(token)
-        ending = conclude(ctx, result, error)
-        try:
-            done = None if ending is None else self.committer.run(ending.op)
-        except Exception as exc:
-            done = exc
-        self._finished(ctx, ending, done)
+        self._end(ctx, conclude(ctx, result, error))
 
     async def _run_async(self, ctx: RunContext) -> None:
         token = activate(ctx)
@@ -337,12 +332,30 @@ class Executor:
                     error = interrupted_unwinding(error, exc)
         finally:
             deactivate(token)
-        ending = conclude(ctx, result, error)
+        self._end(ctx, conclude(ctx, result, error))
+
+    def _end(self, ctx: RunContext, ending: Conclusion | None) -> None:
+        """Write the execution's final record; the run counts as here until it committed.
+
+        Nothing waits for that commit: the execution's thread (or the loop) moves on,
+        and whoever commits the write finishes the run's bookkeeping.
+        """
+        if ending is None:
+            self._finished(ctx, None, None)
+            return
+
+        def committed(ok: bool, value: Any) -> None:
+            self._finished(ctx, ending, value)  # an error is the value when not ok
+
         try:
-            done = None if ending is None else await self.committer.run_async(ending.op)
-        except Exception as exc:
-            done = exc
-        self._finished(ctx, ending, done)
+            if not ctx.is_async:
+                self.committer.write_then(ending.op, committed)
+            elif self.committer.inline:  # on the loop, which commits its own turn's writes
+                self.committer.in_turn(ending.op, committed)
+            else:
+                self.committer.queue(ending.op, committed)
+        except StoreClosed as exc:
+            committed(False, exc)
 
     def _finished(self, ctx: RunContext, ending: Conclusion | None, done: Any) -> None:
         was_full = len(self.inflight) >= self.capacity
