@@ -1,10 +1,13 @@
 """Group commit: writes from concurrent runs share one transaction.
 
 Sync callers block in :meth:`Committer.run`; when no batch is being written the
-caller writes it itself (no thread hand-off on the uncontended path). Async
-callers and fire-and-forget writes go through :meth:`submit`, which a
-background thread drains when nobody else is leading. Either way, whatever
-queued up while a transaction was open goes into the next one.
+caller writes it itself (no thread hand-off on the uncontended path). A write
+nobody waits for (a run's final record) goes through :meth:`write_then`: the
+thread already writing commits it, else the caller does. Async callers go
+through :meth:`submit` / :meth:`queue`, which a background thread drains when
+nobody else is leading, or, on the engine's loop over SQLite, through
+:meth:`in_turn`. Either way, whatever queued up while a transaction was open
+goes into the next one.
 
 A domain error of one operation (``LeaseLost``, ``RunNotFound`` …) is that
 operation's result, and nothing it wrote is kept: the transaction is rolled

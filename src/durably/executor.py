@@ -129,7 +129,7 @@ class Executor:
         for key in list(self._loop_calls):  # the loop is about to stop: tell their callers
             if (done := self._loop_calls.pop(key, None)) is not None:
                 done(False, StoreClosed(CLOSED_WHILE_STARTING))
-        # Stop one turn later, so that the cancellations just sent are carried out.
+        # Stop one turn later, so that callbacks already handed to the loop run first.
         self._loop.call_soon_threadsafe(self._loop.call_soon, self._loop.stop)
         for thread in self._threads:
             thread.join(timeout=5)
