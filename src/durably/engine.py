@@ -218,11 +218,10 @@ class Engine:
         """
         options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
         new, hint = self._new_run(wf, args, kwargs, options)
-        if not self._starts_on_loop(new):
-            return drive_sync(self.committer, self._start_plan(new, hint))
         waiter = Waiter()
-        self._start_on_loop(new, hint, waiter.done)
-        return waiter.wait()  # type: ignore[no-any-return]
+        if self._start_on_loop(new, hint, waiter.done):
+            return waiter.wait()  # type: ignore[no-any-return]
+        return drive_sync(self.committer, self._start_plan(new, hint))
 
     async def start_workflow_async(
         self,
@@ -240,26 +239,22 @@ class Engine:
         """Async twin of :meth:`start_workflow`."""
         options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
         new, hint = self._new_run(wf, args, kwargs, options)
-        if not self._starts_on_loop(new):
-            return await drive_async(self.committer, self._start_plan(new, hint))
         loop = asyncio.get_running_loop()
         started: asyncio.Future[RunHandle[Any]] = loop.create_future()
         box = inbox(loop)
-        self._start_on_loop(new, hint, lambda ok, value: box.post(resolve, started, ok, value))
-        return await started
+        if self._start_on_loop(new, hint, lambda ok, value: box.post(resolve, started, ok, value)):
+            return await started
+        return await drive_async(self.committer, self._start_plan(new, hint))
 
-    def _starts_on_loop(self, new: NewRun) -> bool:
-        """Whether to start an async run on the engine's loop: called from another
-        thread, the run's row is written in the loop's next batch and the run starts
-        right there, with no further hand-off."""
+    def _start_on_loop(self, new: NewRun, hint: Any, done: Callable[[bool, Any], None]) -> bool:
+        """Hand an async run's start to the engine's loop, when called from another
+        thread: its row is written in the loop's next batch and the run starts right
+        there, with no further hand-off. False when it is not that kind of start."""
         executor = self._executor
-        if executor is None or new.owner is None:
+        if executor is None or new.owner is None or not executor.starts_on_loop(new.workflow):
             return False
-        return executor.starts_on_loop(new.workflow)
-
-    def _start_on_loop(self, new: NewRun, hint: Any, done: Callable[[bool, Any], None]) -> None:
-        assert self._executor is not None
-        self._executor.start_on_loop(self._start_plan(new, hint), done)
+        executor.start_on_loop(self._start_plan(new, hint), done)
+        return True
 
     def _new_run(
         self,
