@@ -218,10 +218,12 @@ class Engine:
         """
         options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
         new, hint = self._new_run(wf, args, kwargs, options)
+        executor = self._loop_starter(new)
+        if executor is None:
+            return drive_sync(self.committer, self._start_plan(new, hint))
         waiter = Waiter()
-        if self._start_on_loop(new, hint, waiter.done):
-            return waiter.wait()  # type: ignore[no-any-return]
-        return drive_sync(self.committer, self._start_plan(new, hint))
+        executor.start_on_loop(self._start_plan(new, hint), waiter.done)
+        return waiter.wait()  # type: ignore[no-any-return]
 
     async def start_workflow_async(
         self,
@@ -239,22 +241,25 @@ class Engine:
         """Async twin of :meth:`start_workflow`."""
         options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
         new, hint = self._new_run(wf, args, kwargs, options)
+        executor = self._loop_starter(new)
+        if executor is None:
+            return await drive_async(self.committer, self._start_plan(new, hint))
         loop = asyncio.get_running_loop()
         started: asyncio.Future[RunHandle[Any]] = loop.create_future()
         box = inbox(loop)
-        if self._start_on_loop(new, hint, lambda ok, value: box.post(resolve, started, ok, value)):
-            return await started
-        return await drive_async(self.committer, self._start_plan(new, hint))
+        executor.start_on_loop(
+            self._start_plan(new, hint), lambda ok, value: box.post(resolve, started, ok, value)
+        )
+        return await started
 
-    def _start_on_loop(self, new: NewRun, hint: Any, done: Callable[[bool, Any], None]) -> bool:
-        """Hand an async run's start to the engine's loop, when called from another
-        thread: its row is written in the loop's next batch and the run starts right
-        there, with no further hand-off. False when it is not that kind of start."""
+    def _loop_starter(self, new: NewRun) -> Executor | None:
+        """The executor to hand this start to, when it is an async run started from
+        another thread: its row is then written in the loop's next batch and the run
+        starts right there, with no further hand-off. None: start it here."""
         executor = self._executor
         if executor is None or new.owner is None or not executor.starts_on_loop(new.workflow):
-            return False
-        executor.start_on_loop(self._start_plan(new, hint), done)
-        return True
+            return None
+        return executor
 
     def _new_run(
         self,
