@@ -4,8 +4,8 @@ Decorate functions with :func:`workflow` and :func:`step`, start runs with an
 :class:`Engine`, and their progress survives crashes, restarts and deploys.
 """
 
-from durably.children import ChildHandle, start_child, start_child_async
-from durably.compensation import compensate
+from typing import TYPE_CHECKING
+
 from durably.engine import Engine
 from durably.errors import (
     ChildFailed,
@@ -28,8 +28,13 @@ from durably.errors import (
     WorkflowNotFound,
 )
 from durably.handle import RunHandle
-from durably.parallel import gather, map, map_async
-from durably.primitives import (
+from durably.queues import Queue
+from durably.records import Run, RunStatus, StepRecord
+from durably.registry import Step, Workflow, step, workflow
+from durably.runtime.children import ChildHandle, start_child, start_child_async
+from durably.runtime.compensation import compensate
+from durably.runtime.parallel import gather, map, map_async
+from durably.runtime.primitives import (
     continue_as_new,
     is_cancelled,
     now,
@@ -46,43 +51,32 @@ from durably.primitives import (
     wait_for_signal,
     wait_for_signal_async,
 )
-from durably.queues import Queue
-from durably.records import Run, RunStatus, StepRecord
-from durably.registry import Step, Workflow, step, workflow
 from durably.stores.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from durably.stores.postgres import PostgresStore as PostgresStore
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``durably.PostgresStore``, imported (with psycopg) only when asked for."""
+    if name == "PostgresStore":
+        from durably.stores.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module 'durably' has no attribute {name!r}")
+
+
 __all__ = [
-    "ChildFailed",
-    "ChildHandle",
-    "DurablyError",
-    "Engine",
-    "ErrorInfo",
-    "FatalError",
-    "InvalidRunState",
-    "LeaseLost",
-    "NonDeterminismError",
-    "NotInWorkflow",
+    # declaring
     "Queue",
-    "RetryableError",
-    "Run",
-    "RunHandle",
-    "RunNotFound",
-    "RunStatus",
-    "SQLiteStore",
-    "SerializationError",
     "Step",
-    "StepFailed",
-    "StepRecord",
-    "StepTimeout",
-    "StoreClosed",
-    "StoreError",
     "Workflow",
-    "WorkflowCancelled",
-    "WorkflowFailed",
-    "WorkflowNotFound",
-    "__version__",
+    "step",
+    "workflow",
+    # inside a workflow
+    "ChildHandle",
     "compensate",
     "continue_as_new",
     "gather",
@@ -101,9 +95,34 @@ __all__ = [
     "sleep_until_async",
     "start_child",
     "start_child_async",
-    "step",
     "uuid4",
     "wait_for_signal",
     "wait_for_signal_async",
-    "workflow",
+    # outside: the engine and what it returns
+    "Engine",
+    "Run",
+    "RunHandle",
+    "RunStatus",
+    "SQLiteStore",
+    "StepRecord",
+    # errors
+    "ChildFailed",
+    "DurablyError",
+    "ErrorInfo",
+    "FatalError",
+    "InvalidRunState",
+    "LeaseLost",
+    "NonDeterminismError",
+    "NotInWorkflow",
+    "RetryableError",
+    "RunNotFound",
+    "SerializationError",
+    "StepFailed",
+    "StepTimeout",
+    "StoreClosed",
+    "StoreError",
+    "WorkflowCancelled",
+    "WorkflowFailed",
+    "WorkflowNotFound",
+    "__version__",
 ]

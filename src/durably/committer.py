@@ -5,9 +5,9 @@ caller writes it itself (no thread hand-off on the uncontended path). A write
 nobody waits for (a run's final record) goes through :meth:`write_then`: the
 thread already writing commits it, else the caller does. Async callers go
 through :meth:`submit` / :meth:`queue`, which a background thread drains when
-nobody else is leading, or, on the engine's loop over SQLite, through
-:meth:`in_turn`. Either way, whatever queued up while a transaction was open
-goes into the next one.
+nobody else is leading, or, on the engine's loop over a store that commits
+on the loop (SQLite), through :meth:`in_turn`. Either way, whatever queued up
+while a transaction was open goes into the next one.
 
 A domain error of one operation (``LeaseLost``, ``RunNotFound`` …) is that
 operation's result, and nothing it wrote is kept: the transaction is rolled
@@ -28,16 +28,16 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from durably import crashpoints
+from durably.clock import Clock
 from durably.errors import DurablyError, StoreClosed
-from durably.stores.base import Store
+from durably.handoff import Done, Waiter, resolve, settle
+from durably.hooks import BatchCommitted, Hooks, emit
+from durably.stores.base import Store, Transaction
 
 T = TypeVar("T")
 log = logging.getLogger("durably")
-Op = Callable[[Any], Any]
-#: Called once with the operation's outcome: (True, result) or (False, error).
-Done = Callable[[bool, Any], None]
+Op = Callable[[Transaction], Any]
 
-MAX_BATCH = 1000
 _CLOSED = "the engine is shut down; nothing more can be written"
 LINGER = 0.0001
 
@@ -45,14 +45,18 @@ LINGER = 0.0001
 class Committer:
     """Batches write operations for one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, hooks: Hooks, clock: Clock) -> None:
         self.store = store
+        self.hooks = hooks
+        self.clock = clock
+        #: Writes in one transaction at most (a store of small transactions says so).
+        self.max_batch = store.max_batch
         self._queue: list[tuple[Op, Done]] = []
         self._cond = threading.Condition(threading.Lock())
         self._leading = False
         self._closed = False
         #: Commit the writes of coroutines on :attr:`loop` itself (local databases).
-        self.inline = store.dialect == "sqlite"
+        self.inline = store.commits_on_loop
         self.loop: asyncio.AbstractEventLoop | None = None  # the engine's event loop
         self._turn: list[tuple[Op, Done]] = []  # writes made during this turn of it
         #: How many writers are likely to write soon (runs in flight); with several,
@@ -61,7 +65,7 @@ class Committer:
         self._thread = threading.Thread(target=self._background, name="durably-writer", daemon=True)
         self._thread.start()
 
-    def run(self, op: Callable[[Any], T]) -> T:
+    def run(self, op: Callable[[Transaction], T]) -> T:
         """Write ``op`` durably and return its result (or raise its error)."""
         waiter: Waiter | None = None
         with self._cond:
@@ -83,10 +87,13 @@ class Committer:
             self._lead()
         return waiter.wait()  # type: ignore[no-any-return]
 
-    def _commit_one(self, op: Callable[[Any], T]) -> T:
+    def _commit_one(self, op: Callable[[Transaction], T]) -> T:
         crashpoints.hit("commit.before")
+        began = self.clock.monotonic() if self.hooks.batch_committed else 0.0
         value = self.store.transact(op)  # a domain error rolls it back and is raised here
         crashpoints.hit("commit.after")
+        if self.hooks.batch_committed:
+            emit(self.hooks.batch_committed, BatchCommitted(1, self.clock.monotonic() - began))
         return value
 
     def write_then(self, op: Op, done: Done) -> None:
@@ -101,10 +108,10 @@ class Committer:
             self._leading = True
         self._lead()
 
-    def submit(self, op: Callable[[Any], T]) -> Future[T]:
+    def submit(self, op: Callable[[Transaction], T]) -> Future[T]:
         """Queue ``op`` for the next batch; the future completes once it committed."""
         future: Future[T] = Future()
-        self.queue(op, functools.partial(_settle, future))
+        self.queue(op, functools.partial(settle, future))
         return future
 
     def queue(self, op: Op, done: Done) -> None:
@@ -116,7 +123,7 @@ class Committer:
             if not self._leading:
                 self._cond.notify()
 
-    async def run_async(self, op: Callable[[Any], T]) -> T:
+    async def run_async(self, op: Callable[[Transaction], T]) -> T:
         """Write ``op`` durably from a coroutine.
 
         On the engine's own loop over a local database (SQLite, a commit of some
@@ -145,14 +152,14 @@ class Committer:
             for _, done in batch:
                 _tell(done, False, StoreClosed(_CLOSED))
             return
-        for start in range(0, len(batch), MAX_BATCH):
-            self._commit(batch[start : start + MAX_BATCH])
+        for start in range(0, len(batch), self.max_batch):
+            self._commit(batch[start : start + self.max_batch])
 
     def _lead(self) -> None:
         while True:
             with self._cond:
-                batch = self._queue[:MAX_BATCH]
-                del self._queue[:MAX_BATCH]
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
                 if not batch:
                     self._leading = False
                     return
@@ -170,6 +177,7 @@ class Committer:
 
     def _commit(self, batch: list[tuple[Op, Done]]) -> None:
         crashpoints.hit("commit.before")
+        began = self.clock.monotonic() if self.hooks.batch_committed else 0.0
         while True:
             try:
                 results = self.store.transact(functools.partial(_all_or_nothing, batch))
@@ -188,6 +196,11 @@ class Committer:
                     _tell(batch[0][1], False, exc)
                 return
         crashpoints.hit("commit.after")
+        if self.hooks.batch_committed:
+            emit(
+                self.hooks.batch_committed,
+                BatchCommitted(len(batch), self.clock.monotonic() - began),
+            )
         for (_, done), value in zip(batch, results, strict=True):
             _tell(done, True, value)
 
@@ -199,51 +212,12 @@ class Committer:
         self._thread.join(timeout=10)
 
 
-class Waiter:
-    """One blocked thread: a lock held until its outcome is in (lighter than a Future)."""
-
-    __slots__ = ("_lock", "_ok", "_value")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self._ok = False
-        self._value: Any = None
-
-    def done(self, ok: bool, value: Any) -> None:
-        self._ok, self._value = ok, value
-        self._lock.release()
-
-    def wait(self) -> Any:
-        self._lock.acquire()
-        if self._ok:
-            return self._value
-        raise self._value
-
-
 def _tell(done: Done, ok: bool, value: Any) -> None:
     """Give one operation its outcome; a failing callback cannot cost the others theirs."""
     try:
         done(ok, value)
     except Exception:
         log.exception("a write's completion callback failed")
-
-
-def resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    """Settle ``future`` with an outcome, unless its waiter gave up meanwhile."""
-    if future.done():  # the waiting task was cancelled meanwhile
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
-
-
-def _settle(future: Future[Any], ok: bool, value: Any) -> None:
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
 
 
 class _Refused(Exception):
@@ -254,7 +228,7 @@ class _Refused(Exception):
         self.errors = errors
 
 
-def _all_or_nothing(batch: list[tuple[Op, Done]], tx: Any) -> list[Any]:
+def _all_or_nothing(batch: list[tuple[Op, Done]], tx: Transaction) -> list[Any]:
     results: list[Any] = []
     errors: dict[int, DurablyError] = {}
     for index, (op, _) in enumerate(batch):

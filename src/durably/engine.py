@@ -5,39 +5,31 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar, overload
+from typing import Any
 
-from durably import registry, starting
-from durably.committer import Committer, Waiter, resolve
+from durably import registry
+from durably.committer import Committer
 from durably.durations import parse_duration
 from durably.errors import RunNotFound, WorkflowNotFound
-from durably.executor import Executor
 from durably.handle import RunHandle
-from durably.inbox import inbox
-from durably.plans import Plan, drive_async, drive_sync
-from durably.records import (
-    NewRun,
-    Run,
-    RunRow,
-    RunStatus,
-    StepRecord,
-    new_run_id,
-)
-from durably.registry import Workflow
+from durably.hooks import Hooks
+from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
-from durably.starting import StartOptions
+from durably.starting import Starter, StartOptions, check_id
 from durably.stores import open_store
 from durably.stores.base import Store
 from durably.stores.sqlite import Synchronous
 from durably.watchers import Watchers
+from durably.worker.executor import Executor
 
-R = TypeVar("R")
 
-
-class Engine:
+class Engine(Starter):
     """Starts, inspects and executes durable runs.
+
+    Runs start with ``engine.start_workflow(wf, *args, **kwargs)``; start options
+    (run id, idempotency key, queue ...) go through :meth:`with_options`.
 
     Args:
         store: ``None`` for ``./durably.db``, a path, ``"sqlite:///path"``,
@@ -85,10 +77,14 @@ class Engine:
         self.execute = execute
         if self.lease < 1:
             raise ValueError("lease must be at least 1 second")
-        self.committer = Committer(self.store)
+        #: Subscribers of the engine's events (logs, metrics, traces): see durably.hooks.
+        self.hooks = Hooks()
+        self.clock = self.store.clock
+        self.committer = Committer(self.store, self.hooks, self.clock)
         self._executor: Executor | None = None
         self.watchers = Watchers()
         self._unlisten: Callable[[], None] | None = None
+        super().__init__(self, StartOptions())
 
     # -- life cycle --------------------------------------------------------------
     def launch(self) -> Engine:
@@ -97,6 +93,7 @@ class Engine:
             self._executor = Executor(
                 self.store,
                 self.committer,
+                self.hooks,
                 workers=self.workers,
                 lease=self.lease,
                 poll_interval=self.poll_interval,
@@ -107,6 +104,11 @@ class Engine:
             self._executor.start()
         self._listen()
         return self
+
+    @property
+    def executor(self) -> Executor | None:
+        """The background executor while the engine is launched."""
+        return self._executor
 
     def executing_workflows(self) -> list[str]:
         """Names of the workflows this engine executes (empty when not launched)."""
@@ -140,149 +142,6 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- starting ----------------------------------------------------------------
-    @overload
-    def start_workflow(
-        self,
-        wf: Workflow[Any, Coroutine[Any, Any, R]],
-        /,
-        *args: Any,
-        run_id: str | None = None,
-        idempotency_key: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        delay: float | str | None = None,
-        partition_key: str | None = None,
-        **kwargs: Any,
-    ) -> RunHandle[R]: ...
-    @overload
-    def start_workflow(
-        self,
-        wf: Workflow[Any, R],
-        /,
-        *args: Any,
-        run_id: str | None = None,
-        idempotency_key: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        delay: float | str | None = None,
-        partition_key: str | None = None,
-        **kwargs: Any,
-    ) -> RunHandle[R]: ...
-    @overload
-    def start_workflow(
-        self,
-        wf: str,
-        /,
-        *args: Any,
-        run_id: str | None = None,
-        idempotency_key: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        delay: float | str | None = None,
-        partition_key: str | None = None,
-        **kwargs: Any,
-    ) -> RunHandle[Any]: ...
-    def start_workflow(
-        self,
-        wf: Workflow[Any, Any] | str,
-        /,
-        *args: Any,
-        run_id: str | None = None,
-        idempotency_key: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        delay: float | str | None = None,
-        partition_key: str | None = None,
-        **kwargs: Any,
-    ) -> RunHandle[Any]:
-        """Start a run of ``wf`` (a workflow or its registered name) with these arguments.
-
-        The run is durable when this returns. Starting again with the same
-        ``run_id`` or ``idempotency_key`` returns the existing run's handle.
-
-        Args:
-            wf: the workflow, or its name (a client engine may start names it
-                does not import).
-            run_id: the run's id (default: a new time-ordered id).
-            idempotency_key: a second start with this key returns the first run.
-            queue: the queue the run waits in (see :class:`durably.Queue`).
-            priority: higher runs are claimed first within the claim order.
-            delay: start no earlier than this (seconds or ``"10m"``).
-            partition_key: runs with one key share the queue's per-key limit.
-
-        Raises:
-            WorkflowNotFound: no workflow of that name is registered (executing engines).
-            SerializationError: an argument cannot be encoded (nothing is written).
-        """
-        options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
-        new, hint = self._new_run(wf, args, kwargs, options)
-        executor = self._loop_starter(new)
-        if executor is None:
-            return drive_sync(self.committer, self._start_plan(new, hint))
-        waiter = Waiter()
-        executor.start_on_loop(self._start_plan(new, hint), waiter.done)
-        return waiter.wait()  # type: ignore[no-any-return]
-
-    async def start_workflow_async(
-        self,
-        wf: Workflow[Any, Any] | str,
-        /,
-        *args: Any,
-        run_id: str | None = None,
-        idempotency_key: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        delay: float | str | None = None,
-        partition_key: str | None = None,
-        **kwargs: Any,
-    ) -> RunHandle[Any]:
-        """Async twin of :meth:`start_workflow`."""
-        options = StartOptions(run_id, idempotency_key, queue, priority, delay, partition_key)
-        new, hint = self._new_run(wf, args, kwargs, options)
-        executor = self._loop_starter(new)
-        if executor is None:
-            return await drive_async(self.committer, self._start_plan(new, hint))
-        loop = asyncio.get_running_loop()
-        started: asyncio.Future[RunHandle[Any]] = loop.create_future()
-        box = inbox(loop)
-        executor.start_on_loop(
-            self._start_plan(new, hint), lambda ok, value: box.post(resolve, started, ok, value)
-        )
-        return await started
-
-    def _loop_starter(self, new: NewRun) -> Executor | None:
-        """The executor to hand this start to, when it is an async run started from
-        another thread: its row is then written in the loop's next batch and the run
-        starts right there, with no further hand-off. None: start it here."""
-        executor = self._executor
-        if executor is None or new.owner is None or not executor.starts_on_loop(new.workflow):
-            return None
-        return executor
-
-    def _new_run(
-        self,
-        wf: Workflow[Any, Any] | str,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        options: StartOptions,
-    ) -> tuple[NewRun, Any]:
-        return starting.new_run(
-            wf,
-            args,
-            kwargs,
-            options,
-            execute=self.execute,
-            executor=self._executor,
-            lease=self.lease,
-            max_payload=self.max_payload,
-        )
-
-    def _start_plan(self, new: NewRun, hint: Any) -> Plan[RunHandle[Any]]:
-        return starting.start_plan(
-            self.store, self._executor, new, lambda run_id: RunHandle(self, run_id, hint)
-        )
 
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle for an existing run (its result is typed if its workflow is registered)."""
@@ -351,7 +210,7 @@ class Engine:
             RunNotFound: no such run. InvalidRunState: the run has ended.
         """
         text = dumps(payload, what=f"signal {name!r} payload", limit=self.max_payload)
-        key = starting.check_id("idempotency_key", idempotency_key) or new_run_id()
+        key = check_id("idempotency_key", idempotency_key) or new_run_id()
         self.committer.run(lambda tx: self.store.send_signal(tx, run_id, name, text, key))
         if self._executor is not None:
             self._executor.poke()

@@ -7,18 +7,38 @@ import contextlib
 import functools
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Generic, Protocol, TypeVar
 
-from durably.committer import resolve
 from durably.errors import RunNotFound, WorkflowCancelled, WorkflowFailed
-from durably.inbox import inbox
+from durably.handoff import inbox, resolve
 from durably.records import RunRow, RunStatus
 from durably.serialization import loads
-
-if TYPE_CHECKING:
-    from durably.engine import Engine
+from durably.stores.base import Store
+from durably.watchers import Watchers
 
 R = TypeVar("R")
+
+
+class RunSource(Protocol):
+    """What a handle needs from the engine that made it."""
+
+    store: Store
+    watchers: Watchers
+    poll_interval: float
+
+    def running_here(self, run_id: str) -> bool:
+        """Whether this process executes the run now (it notifies when that ends)."""
+        ...
+
+    def watch(self, run_id: str, callback: Callable[[], None]) -> AbstractContextManager[None]:
+        """Call ``callback`` while inside, whenever the run is seen to end or suspend."""
+        ...
+
+    def cancel(self, run_id: str, reason: str | None = None) -> None: ...
+    async def cancel_async(self, run_id: str, reason: str | None = None) -> None: ...
+
 
 #: Cross-process waits poll with this backoff, up to the engine's poll interval.
 _FIRST_POLL = 0.005
@@ -27,7 +47,7 @@ _FIRST_POLL = 0.005
 class RunHandle(Generic[R]):
     """A started run. ``result()`` waits for it; any process may hold a handle."""
 
-    def __init__(self, engine: Engine, run_id: str, result_hint: Any = Any) -> None:
+    def __init__(self, engine: RunSource, run_id: str, result_hint: Any = Any) -> None:
         self._engine = engine
         self.run_id = run_id
         self._hint = result_hint
@@ -45,10 +65,16 @@ class RunHandle(Generic[R]):
 
     def status(self) -> RunStatus:
         """The run's current status."""
-        return self._engine.get_run(self.run_id).status
+        return self._row(self._engine.store.get_run(self.run_id)).status
 
     async def status_async(self) -> RunStatus:
-        return (await self._engine.get_run_async(self.run_id)).status
+        row = await asyncio.to_thread(self._engine.store.get_run, self.run_id)
+        return self._row(row).status
+
+    def _row(self, row: RunRow | None) -> RunRow:
+        if row is None:
+            raise RunNotFound(f"no run with id {self.run_id!r}")
+        return row
 
     def result(self, timeout: float | None = None) -> R:
         """Wait for the run to end and return its result.

@@ -81,10 +81,11 @@ class JournalEntry:
         output: str | None,
         status: EntryStatus = EntryStatus.COMPLETED,
         error: ErrorInfo | None = None,
+        *,
+        at: float,
     ) -> JournalEntry:
-        """An entry for a primitive (one attempt, started and finished now)."""
-        now = time.time()
-        return cls(seq, kind, name, status, output, error, 1, now, now, site)
+        """An entry for a primitive (one attempt, started and finished ``at``)."""
+        return cls(seq, kind, name, status, output, error, 1, at, at, site)
 
 
 @dataclass(frozen=True, slots=True)

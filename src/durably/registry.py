@@ -1,7 +1,8 @@
 """The ``@workflow`` and ``@step`` decorators and the in-process workflow registry.
 
 The registry maps a workflow's name to its function. It is the only way code is
-found for a run: nothing read from the database is imported or unpickled (G8).
+found for a run: nothing read from the database is imported or unpickled
+(docs/guarantees.md, "Data is not code").
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from durably import context
+from durably import current
 from durably.durations import parse_duration
 from durably.errors import WorkflowNotFound
 from durably.retry import Backoff, RetryPolicy
@@ -25,6 +26,12 @@ _workflows: dict[str, Workflow[Any, Any]] = {}
 _lock = threading.Lock()
 
 
+#: The keywords of ``Engine.with_options``: named in the error of a start that passes one.
+START_OPTIONS = frozenset(
+    {"run_id", "idempotency_key", "queue", "priority", "delay", "partition_key"}
+)
+
+
 class Workflow(Generic[P, R]):
     """A registered workflow. Calling it directly runs it as a plain function."""
 
@@ -32,10 +39,36 @@ class Workflow(Generic[P, R]):
         self.fn = fn
         self.name = name
         self.is_async = inspect.iscoroutinefunction(fn)
+        self._signature: inspect.Signature | bool | None = False  # False: not looked up yet
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise :class:`TypeError` now if a run could not call the workflow with these.
+
+        A start that would only fail on a worker, after its row was written, fails at
+        the caller instead.
+        """
+        if self._signature is False:
+            try:
+                self._signature = inspect.signature(self.fn)
+            except (TypeError, ValueError):  # no signature to check against
+                self._signature = None
+        if not isinstance(self._signature, inspect.Signature):
+            return
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            options = sorted((set(kwargs) & START_OPTIONS) - set(self._signature.parameters))
+            hint = (
+                f"; {options[0]!r} is a start option: pass it with "
+                f"engine.with_options({options[0]}=...).start_workflow(...)"
+                if options
+                else ""
+            )
+            raise TypeError(f"cannot start workflow {self.name!r}: {exc}{hint}") from None
 
     def __repr__(self) -> str:
         return f"<durably.Workflow {self.name}>"
@@ -56,7 +89,7 @@ class Step(Generic[P, R]):
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        ctx = context.current()
+        ctx = current.workflow_run.get()
         if ctx is None:
             return self.fn(*args, **kwargs)
         return ctx.call_step(self, args, kwargs)  # type: ignore[no-any-return]

@@ -1,37 +1,37 @@
-"""Start requests: checked and encoded before anything is written, then one write.
+"""Starting runs: a start is checked and encoded before anything is written, then one write.
 
-A run this process can take at once is created already claimed (``owner`` set) and
-dispatched right after its commit, so a start costs one transaction and no claim.
+Start options (run id, idempotency key, queue ...) are given apart from the
+workflow's arguments, with :meth:`Starter.with_options`, so no workflow
+parameter can be taken for one and ``start_workflow(wf, *args, **kwargs)`` is
+checked against the workflow's signature, by mypy and when it is called.
+
+A run this process can take at once is created already claimed (``owner`` set)
+and dispatched right after its commit, so a start costs one transaction and no
+claim. An async run started from another thread is written in the engine
+loop's next batch and starts right there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from durably import crashpoints, registry
+from durably.committer import Committer
 from durably.durations import parse_duration
 from durably.errors import WorkflowNotFound
-from durably.executor import Executor
-from durably.handle import RunHandle
-from durably.plans import Plan, Write
+from durably.handle import RunHandle, RunSource
+from durably.handoff import Waiter, inbox, resolve
 from durably.records import Claim, NewRun, new_run_id
 from durably.registry import Workflow
+from durably.runtime.effects import Plan, Write, drive_async, drive_sync
 from durably.serialization import encode_call, return_hint
-from durably.stores.base import Store
+from durably.worker.executor import Executor
 
-
-@dataclass(frozen=True, slots=True)
-class StartOptions:
-    """The keyword options of ``start_workflow``, as the caller gave them."""
-
-    run_id: str | None
-    idempotency_key: str | None
-    queue: str
-    priority: int
-    delay: float | str | None
-    partition_key: str | None
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def check_id(kind: str, value: str | None) -> str | None:
@@ -39,6 +39,211 @@ def check_id(kind: str, value: str | None) -> str | None:
     if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
         raise ValueError(f"{kind} must be a non-empty string of at most 200 chars, not {value!r}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class StartOptions:
+    """How runs are started: checked when the options are made, before any start.
+
+    Args:
+        run_id: the run's id (default: a new time-ordered id).
+        idempotency_key: a second start with this key returns the first run.
+        queue: the queue the run waits in (see :class:`durably.Queue`).
+        priority: higher runs are claimed first within the claim order.
+        delay: start no earlier than this (seconds or ``"10m"``).
+        partition_key: runs with one key share the queue's per-key limit.
+    """
+
+    run_id: str | None = None
+    idempotency_key: str | None = None
+    queue: str = "default"
+    priority: int = 0
+    delay: float | str | None = None
+    partition_key: str | None = None
+
+    def __post_init__(self) -> None:
+        check_id("run_id", self.run_id)
+        check_id("idempotency_key", self.idempotency_key)
+        check_id("queue", self.queue)
+        check_id("partition_key", self.partition_key)
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise ValueError(f"priority must be an int, not {self.priority!r}")
+        if self.delay is not None:
+            parse_duration(self.delay)
+
+    @property
+    def wait(self) -> float:
+        return 0.0 if self.delay is None else parse_duration(self.delay)
+
+
+class Launcher(RunSource, Protocol):
+    """What starting runs needs from the engine."""
+
+    committer: Committer
+    execute: bool
+    lease: float
+    max_payload: int
+
+    @property
+    def executor(self) -> Executor | None:
+        """The engine's executor while it is launched."""
+        ...
+
+
+class Starter:
+    """Starts runs with one set of :class:`StartOptions` (``engine.with_options(...)``)."""
+
+    def __init__(self, engine: Launcher, options: StartOptions) -> None:
+        self._launcher = engine
+        self._options = options
+
+    def with_options(
+        self,
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | str | None = None,
+        partition_key: str | None = None,
+    ) -> Starter:
+        """A starter with these options (and this one's others)::
+
+            engine.with_options(idempotency_key="o-1", queue="billing").start_workflow(
+                checkout, "o-1", 1999
+            )
+
+        Raises:
+            ValueError: an option is malformed (nothing is started).
+        """
+        given = {
+            "run_id": run_id,
+            "idempotency_key": idempotency_key,
+            "queue": queue,
+            "priority": priority,
+            "delay": delay,
+            "partition_key": partition_key,
+        }
+        changes: Any = {k: v for k, v in given.items() if v is not None}
+        return Starter(self._launcher, replace(self._options, **changes))
+
+    @overload
+    def start_workflow(
+        self, wf: Workflow[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> RunHandle[R]: ...
+    @overload
+    def start_workflow(
+        self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> RunHandle[R]: ...
+    @overload
+    def start_workflow(self, wf: str, /, *args: Any, **kwargs: Any) -> RunHandle[Any]: ...
+    def start_workflow(
+        self, wf: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any
+    ) -> RunHandle[Any]:
+        """Start a run of ``wf`` (a workflow or its registered name) with these arguments.
+
+        The run is durable when this returns. Starting again with the same
+        ``run_id`` or ``idempotency_key`` (see :meth:`with_options`) returns the
+        existing run's handle.
+
+        Raises:
+            WorkflowNotFound: no workflow of that name is registered (executing engines).
+            TypeError: the arguments do not fit the workflow's signature.
+            SerializationError: an argument cannot be encoded (nothing is written).
+        """
+        new, hint = self._new_run(wf, args, kwargs)
+        executor = self._loop_starter(new)
+        if executor is None:
+            return drive_sync(self._launcher.committer, self._plan(new, hint))
+        waiter = Waiter()
+        executor.start_on_loop(self._plan(new, hint), waiter.done)
+        return waiter.wait()  # type: ignore[no-any-return]
+
+    @overload
+    async def start_workflow_async(
+        self, wf: Workflow[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> RunHandle[R]: ...
+    @overload
+    async def start_workflow_async(
+        self, wf: Workflow[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> RunHandle[R]: ...
+    @overload
+    async def start_workflow_async(
+        self, wf: str, /, *args: Any, **kwargs: Any
+    ) -> RunHandle[Any]: ...
+    async def start_workflow_async(
+        self, wf: Workflow[Any, Any] | str, /, *args: Any, **kwargs: Any
+    ) -> RunHandle[Any]:
+        """Async twin of :meth:`start_workflow`."""
+        new, hint = self._new_run(wf, args, kwargs)
+        executor = self._loop_starter(new)
+        if executor is None:
+            return await drive_async(self._launcher.committer, self._plan(new, hint))
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[RunHandle[Any]] = loop.create_future()
+        box = inbox(loop)
+        executor.start_on_loop(
+            self._plan(new, hint), lambda ok, value: box.post(resolve, started, ok, value)
+        )
+        return await started
+
+    # -- the steps of a start -------------------------------------------------------
+    def _new_run(
+        self, wf: Workflow[Any, Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[NewRun, Any]:
+        """Check and encode a start request; returns the row to write and the result's type."""
+        launcher, options = self._launcher, self._options
+        workflow = _resolve(wf, execute=launcher.execute)
+        name = workflow.name if workflow is not None else str(wf)
+        fn = None
+        if workflow is not None:
+            workflow.check_arguments(args, kwargs)
+            fn = workflow.fn
+        what = f"input of workflow {name!r}"
+        text = encode_call(fn, args, kwargs, what=what, limit=launcher.max_payload)
+        wait = options.wait
+        executor = launcher.executor
+        direct = executor is not None and not wait and executor.has_room(options.queue, name)
+        new = NewRun(
+            run_id=options.run_id or new_run_id(),
+            workflow=name,
+            input=text,
+            idempotency_key=options.idempotency_key,
+            queue=options.queue,
+            priority=options.priority,
+            delay=wait,
+            partition_key=options.partition_key,
+            owner=executor.owner if direct and executor is not None else None,
+            lease=launcher.lease,
+        )
+        return new, Any if fn is None else return_hint(fn)
+
+    def _loop_starter(self, new: NewRun) -> Executor | None:
+        """The executor to hand this start to, when it is an async run started from
+        another thread: its row is then written in the loop's next batch and the run
+        starts right there, with no further hand-off. None: start it here."""
+        executor = self._launcher.executor
+        if executor is None or new.owner is None or not executor.starts_on_loop(new.workflow):
+            return None
+        return executor
+
+    def _plan(self, new: NewRun, hint: Any) -> Plan[RunHandle[Any]]:
+        """Write the run, then set it going here or wake whoever will take it."""
+        launcher = self._launcher
+        store, executor = launcher.store, launcher.executor
+        row, created = yield Write(lambda tx: store.create_run(tx, new))
+        crashpoints.hit("start.after_create")
+        # Only a run this call created is dispatched here. (A run claimed by a create
+        # whose commit reported an error is not running; its lease is not renewed, so
+        # it expires and any worker claims it.)
+        if created and executor is not None:
+            if new.owner is not None:
+                executor.dispatch(Claim(row, ()))
+            elif new.delay:
+                executor.wake_at(executor.now() + new.delay)
+            else:
+                executor.poke()
+        return RunHandle(launcher, row.run_id, hint)
 
 
 def _resolve(wf: Workflow[Any, Any] | str, *, execute: bool) -> Workflow[Any, Any] | None:
@@ -54,61 +259,3 @@ def _resolve(wf: Workflow[Any, Any] | str, *, execute: bool) -> Workflow[Any, An
             raise
         check_id("workflow name", wf)
         return None  # a client starts it by name for workers that have it
-
-
-def new_run(
-    wf: Workflow[Any, Any] | str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    options: StartOptions,
-    *,
-    execute: bool,
-    executor: Executor | None,
-    lease: float,
-    max_payload: int,
-) -> tuple[NewRun, Any]:
-    """Check and encode a start request; returns the row to write and the result's type."""
-    workflow = _resolve(wf, execute=execute)
-    name = workflow.name if workflow is not None else str(wf)
-    fn = workflow.fn if workflow is not None else None
-    text = encode_call(fn, args, kwargs, what=f"input of workflow {name!r}", limit=max_payload)
-    priority, delay, queue = options.priority, options.delay, options.queue
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise ValueError(f"priority must be an int, not {priority!r}")
-    wait = 0.0 if delay is None else parse_duration(delay)
-    direct = executor is not None and not wait and executor.has_room(queue, name)
-    new = NewRun(
-        run_id=check_id("run_id", options.run_id) or new_run_id(),
-        workflow=name,
-        input=text,
-        idempotency_key=check_id("idempotency_key", options.idempotency_key),
-        queue=check_id("queue", queue) or "default",
-        priority=priority,
-        delay=wait,
-        partition_key=check_id("partition_key", options.partition_key),
-        owner=executor.owner if direct and executor is not None else None,
-        lease=lease,
-    )
-    return new, Any if fn is None else return_hint(fn)
-
-
-def start_plan(
-    store: Store,
-    executor: Executor | None,
-    new: NewRun,
-    handle: Callable[[str], RunHandle[Any]],
-) -> Plan[RunHandle[Any]]:
-    """Write the run, then set it going here or wake whoever will take it."""
-    row, created = yield Write(lambda tx: store.create_run(tx, new))
-    crashpoints.hit("start.after_create")
-    # Only a run this call created is dispatched here. (A run claimed by a create
-    # whose commit reported an error is not running; its lease is not renewed, so
-    # it expires and any worker claims it.)
-    if created and executor is not None:
-        if new.owner is not None:
-            executor.dispatch(Claim(row, ()))
-        elif new.delay:
-            executor.wake_at(executor.db_now() + new.delay)
-        else:
-            executor.poke()
-    return handle(row.run_id)

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+from durably.clock import SYSTEM, Clock
 from durably.stores.base import Store
 from durably.stores.sqlite import SQLiteStore, Synchronous
 
 
-def open_store(store: str | Store | None, synchronous: Synchronous = "normal") -> Store:
+def open_store(
+    store: str | Store | None, synchronous: Synchronous = "normal", clock: Clock = SYSTEM
+) -> Store:
     """A store from a path, a URL (``sqlite:///path``), ``":memory:"`` or a Store object."""
     if store is None:
-        return SQLiteStore("durably.db", synchronous=synchronous)
+        return SQLiteStore("durably.db", synchronous=synchronous, clock=clock)
     if not isinstance(store, str):
         return store
     if store.startswith(("postgresql://", "postgres://")):
-        from durably.stores.postgres import PostgresStore
+        from durably.stores.postgres import PostgresStore  # psycopg only when asked for
 
-        return PostgresStore.from_url(store)
+        return PostgresStore.from_url(store, clock=clock)
     if store.startswith("sqlite://"):
         path = store.removeprefix("sqlite://").removeprefix("/")
-        return SQLiteStore(path or ":memory:", synchronous=synchronous)
+        return SQLiteStore(path or ":memory:", synchronous=synchronous, clock=clock)
     if "://" in store:
         raise ValueError(
             f"unsupported store URL {store.split('://')[0]}://...; use a path, "
             "'sqlite:///path' or 'postgresql://user@host/db'"
         )
-    return SQLiteStore(store, synchronous=synchronous)
+    return SQLiteStore(store, synchronous=synchronous, clock=clock)

@@ -1,22 +1,47 @@
 """The Store protocol: the only door to the database.
 
-A store offers a few domain operations. Write operations take the transaction
-handle ``tx`` given by :meth:`Store.transact`; the caller (the group-commit
-writer) may run many of them in one transaction, so each one is atomic with
-the others in the batch and with its own checks. Policy (retry, replay,
-scheduling) lives above this line and is written once.
+A store offers a small number of domain operations on runs, their journals,
+their messages and the workers' leases. Policy (retry, replay, timers,
+scheduling, composite operations such as starting a child) lives above this
+line and is written once; a backend only answers these operations.
 
-Fencing: every write for a running run names a :class:`~durably.records.Lease`.
-It succeeds only while the run's ``epoch`` still equals the lease's and the row
-is owned by the lease's owner (or released by it); otherwise it changes nothing
-and raises :class:`~durably.errors.LeaseLost`.
+Transactions. Writes take the :class:`Transaction` that :meth:`Store.transact`
+hands to its work. The group-commit writer runs up to :attr:`Store.max_batch`
+operations of different runs in one transaction, so each operation is atomic
+with its own checks and with the others of its batch. An operation that raises
+a :class:`~durably.errors.DurablyError` (``LeaseLost``, ``RunNotFound`` ...)
+must leave nothing behind once the writer rolls the transaction back; the
+writer then commits the rest of the batch again without it.
+
+Fencing. Every write for a running run names a :class:`~durably.records.Lease`.
+It succeeds only while the run's ``epoch`` still equals the lease's, the run is
+owned by the lease's owner (or by nobody, after that owner released it) and the
+run has not ended; otherwise it changes nothing and raises ``LeaseLost``.
+
+Time. The store decides due timers and live leases by its own "now": the
+engine's :attr:`Store.clock` where the database has no clock of its own
+(SQLite), the database's clock where several hosts share it (PostgreSQL).
+
+Nothing here is SQL-shaped: a key-value store with conditional writes and small
+transactions (DynamoDB's ``TransactWriteItems`` takes 100 items) implements it
+with ``max_batch`` set to what one of its transactions holds.
+
+How it will grow. As schedules, history, retention and the dashboard arrive,
+this protocol splits by concern rather than growing one list: ``RunStore``
+(runs, journals, signals, events, claims: this protocol today), ``LeaseStore``
+(renewals, releases, owners: the heartbeat's own connection),
+``ScheduleStore`` (schedules and their fired ticks, written in the same
+transaction as the runs they start), and ``AdminStore`` (the paged, filtered
+queries of the CLI and dashboard, purges). A backend implements all of them;
+the engine asks for each where it needs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
+from durably.clock import Clock
 from durably.errors import ErrorInfo
 from durably.queues import Queue
 from durably.records import Claim, JournalEntry, Lease, NewRun, RunRow, RunStatus
@@ -24,35 +49,46 @@ from durably.records import Claim, JournalEntry, Lease, NewRun, RunRow, RunStatu
 T = TypeVar("T")
 
 
+class Transaction(Protocol):
+    """An open transaction of a store. Opaque above the store: code there only
+    hands it back to the store's operations, inside the work given to
+    :meth:`Store.transact`."""
+
+
 class Store(Protocol):
-    """Durable state of runs, journals and workers."""
+    """Durable state of runs, journals, messages and leases."""
 
-    @property
-    def dialect(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
-        ...
+    #: The clock the engine and this store share (see the module's docstring).
+    clock: Clock
+    #: True when a commit takes microseconds (an embedded database): the engine's
+    #: event loop then commits its coroutines' writes itself instead of handing
+    #: them to a thread.
+    commits_on_loop: bool
+    #: The most operations the group-commit writer puts in one transaction.
+    max_batch: int
 
-    def transact(self, work: Callable[[Any], T]) -> T:
-        """Run ``work(tx)`` in one transaction and commit it.
+    def transact(self, work: Callable[[Transaction], T]) -> T:
+        """Run ``work(tx)`` in one transaction and commit it; return what it returned.
 
         Transient failures (a busy database, a dropped connection) roll back and
         run ``work`` again, so ``work`` must be repeatable. Permanent failures
-        raise :class:`~durably.errors.StoreError`.
+        raise :class:`~durably.errors.StoreError` (``StoreClosed`` once closed).
         """
         ...
 
     # -- writes (inside transact) ------------------------------------------
-    def create_run(self, tx: Any, new: NewRun) -> tuple[RunRow, bool]:
+    def create_run(self, tx: Transaction, new: NewRun) -> tuple[RunRow, bool]:
         """Insert a run unless its id or idempotency key exists; return (row, created).
 
-        With ``new.owner`` set the run is created already claimed by that owner
+        An existing run found by the key wins over one found by the id. With
+        ``new.owner`` set the run is created already claimed by that owner
         (epoch 1, status running): the in-process fast path.
         """
         ...
 
     def claim_runs(
         self,
-        tx: Any,
+        tx: Transaction,
         owner: str,
         limit: int,
         lease: float,
@@ -61,33 +97,39 @@ class Store(Protocol):
         exclude: Sequence[str] = (),
         limits: Queue | None = None,
     ) -> list[Claim]:
-        """Lease up to ``limit`` runnable runs of these workflows; load their journals.
+        """Lease up to ``limit`` runnable runs of these workflows, with their journals.
 
         Runnable: not terminal, ``available_at <= now``, no live lease; highest
-        priority first. Only queues in ``queues`` (all if None) and not in
-        ``exclude``. With ``limits`` (one queue), claimers of that queue are
-        serialized for the transaction and its limits hold exactly. Each claim
-        increments ``epoch`` and sets the run running.
+        priority first, then the earliest due. Only queues in ``queues`` (all if
+        None) and not in ``exclude``. With ``limits`` (one queue), claimers of that
+        queue are serialized for the transaction and the queue's concurrency, rate
+        and per-partition limits hold exactly. Each claim increments ``epoch``,
+        counts an attempt and sets the run running.
         """
         ...
 
-    def append_entry(self, tx: Any, lease: Lease, entry: JournalEntry) -> None:
+    def append_entry(self, tx: Transaction, lease: Lease, entry: JournalEntry) -> None:
         """Write (or overwrite) one journal position; fenced."""
         ...
 
-    def set_progress(self, tx: Any, lease: Lease, current_step: str | None) -> None:
-        """Publish the step a run is executing now; fenced, best effort."""
+    def set_progress(self, tx: Transaction, lease: Lease, current_step: str | None) -> None:
+        """Publish the step a running run is in now; fenced (a run no longer running
+        raises ``LeaseLost`` and is left alone)."""
         ...
 
     def suspend_run(
-        self, tx: Any, lease: Lease, status: RunStatus, available_at: float | None
+        self, tx: Transaction, lease: Lease, status: RunStatus, available_at: float | None
     ) -> None:
-        """Release the run until ``available_at`` (``None``: until woken); fenced."""
+        """Release the run until ``available_at`` (``None``: until woken); fenced.
+
+        A cancel requested meanwhile, or a wake-up (signal, child) that came while
+        a ``waiting`` run executed, makes it runnable at once instead.
+        """
         ...
 
     def finish_run(
         self,
-        tx: Any,
+        tx: Transaction,
         lease: Lease,
         status: RunStatus,
         output: str | None,
@@ -95,97 +137,104 @@ class Store(Protocol):
         continued_to: str | None = None,
         parent_id: str | None = None,
     ) -> None:
-        """End the run with its output or error, release it, wake ``parent_id``; fenced."""
+        """End the run with its output or error and release it; fenced.
+
+        ``continued_to`` links it to its continue-as-new successor. Otherwise a
+        ``parent_id`` waiting for it is woken.
+        """
         ...
 
-    def continue_run(self, tx: Any, lease: Lease, successor: NewRun) -> tuple[RunRow, bool]:
-        """End the run as completed, linked to ``successor``, and create it; fenced."""
+    def last_link(self, tx: Transaction, run_id: str) -> RunRow | None:
+        """The run, or the last run of its continue-as-new chain, read inside ``tx``
+        (so the check and the journal entry that follows it commit together)."""
         ...
 
-    def start_child(
-        self, tx: Any, lease: Lease, entry: JournalEntry, child: NewRun
-    ) -> tuple[RunRow, bool]:
-        """Journal a child's start and create the child (idempotent by its id); fenced."""
-        ...
-
-    def last_link(self, tx: Any, run_id: str) -> RunRow | None:
-        """The run, or the last of its continue-as-new chain, read inside the transaction."""
-        ...
-
-    def send_signal(self, tx: Any, run_id: str, name: str, payload: str, key: str) -> None:
+    def send_signal(self, tx: Transaction, run_id: str, name: str, payload: str, key: str) -> None:
         """Queue a signal for a run not ended and wake it if it waits; one per ``key``.
 
-        Raises RunNotFound, or InvalidRunState for an ended run.
+        Raises ``RunNotFound``, or ``InvalidRunState`` for an ended run.
         """
         ...
 
-    def take_signal(self, tx: Any, lease: Lease, entry: JournalEntry) -> str | None:
-        """Receive the oldest pending signal ``entry.name`` into the journal; fenced.
+    def take_signal(self, tx: Transaction, lease: Lease, entry: JournalEntry) -> str | None:
+        """Receive the oldest pending signal named ``entry.name`` into the journal; fenced.
 
-        Returns its payload or ``None`` when none is pending (nothing written).
+        Returns its payload, or ``None`` (and writes nothing) when none is pending.
+        A signal this position consumed already is returned again, so a retried
+        transaction receives the same one: each signal is received exactly once.
         """
         ...
 
-    def set_event(self, tx: Any, lease: Lease, entry: JournalEntry, value: str) -> None:
-        """Journal and publish an event value; fenced."""
+    def set_event(self, tx: Transaction, lease: Lease, entry: JournalEntry, value: str) -> None:
+        """Journal ``entry`` and publish ``value`` under ``entry.name``; fenced."""
         ...
 
-    def cancel_run(self, tx: Any, run_id: str, reason: str) -> bool:
+    def cancel_run(self, tx: Transaction, run_id: str, reason: str) -> bool:
         """Ask a run and its descendants to cancel, waking the parked ones.
 
-        False if it was already cancelled; InvalidRunState if it completed or failed.
+        False if it was already cancelled; ``RunNotFound``; ``InvalidRunState`` if
+        it completed or failed.
         """
         ...
 
-    def retry_run(self, tx: Any, run_id: str) -> None:
+    def retry_run(self, tx: Transaction, run_id: str) -> None:
         """Make a failed run runnable again, dropping its trailing failed entry.
 
-        Raises RunNotFound or InvalidRunState when the run is not failed.
+        Raises ``RunNotFound``, or ``InvalidRunState`` when the run is not failed.
         """
         ...
 
-    # -- leases (each its own transaction) ----------------------------------
+    # -- leases (each its own transaction, never batched) ---------------------
     def renew_leases(self, owner: str, lease: float, run_ids: Sequence[str]) -> int:
-        """Extend the leases ``owner`` holds on these runs, in one statement; return how many."""
+        """Extend by ``lease`` seconds the leases ``owner`` holds on these runs; return
+        how many it holds. Fails fast (the heartbeat retries at its next tick) and
+        never waits behind the group-commit writer."""
         ...
 
     def release_owner(self, owner: str) -> int:
-        """Take back every lease of a dead ``owner`` (bumping epochs) so peers resume at once."""
+        """Take back every lease of ``owner`` (bumping epochs), so peers resume its
+        runs at once; return how many. For a dead owner, or a draining worker."""
         ...
 
     def release_run(self, lease: Lease) -> None:
-        """Give up one run (bumping its epoch) so any worker resumes it; fenced, no error."""
+        """Give up one run (bumping its epoch) so any worker resumes it; fenced, and
+        silent when the lease is no longer held."""
         ...
 
-    def clock(self) -> float:
-        """The database's clock (leases and timers are set on it), seconds since the epoch."""
+    # -- reads (each its own snapshot, outside any batch) -----------------------
+    def now(self) -> float:
+        """The store's time (see the module's docstring), seconds since the epoch."""
         ...
 
     def lease_owners(self) -> list[str]:
-        """Distinct owners currently holding leases."""
+        """Distinct owners currently holding leases, live or expired."""
         ...
 
     def cancel_requests(self, owner: str) -> list[str]:
-        """Runs held by ``owner`` that were asked to cancel."""
+        """Ids of the runs held by ``owner`` that were asked to cancel."""
         ...
 
-    # -- reads -----------------------------------------------------------------
-    def get_run(self, run_id: str) -> RunRow | None: ...
+    def get_run(self, run_id: str) -> RunRow | None:
+        """The run with this id, or ``None``."""
+        ...
 
-    def list_runs(
-        self, workflow: str | None, status: RunStatus | None, limit: int
-    ) -> list[RunRow]: ...
+    def list_runs(self, workflow: str | None, status: RunStatus | None, limit: int) -> list[RunRow]:
+        """Up to ``limit`` runs, newest first, of one workflow and/or in one status."""
+        ...
 
-    def journal(self, run_id: str) -> list[JournalEntry]: ...
+    def journal(self, run_id: str) -> list[JournalEntry]:
+        """The run's journal entries in position order (empty for an unknown run)."""
+        ...
 
     def get_event(self, run_id: str, key: str) -> tuple[bool, str | None]:
-        """Whether the event is set, and its value."""
+        """Whether the run published an event under ``key``, and its value."""
         ...
 
     def next_wakeup(self, workflows: Sequence[str]) -> float | None:
         """The earliest ``available_at`` among unleased runs of these workflows."""
         ...
 
+    # -- notifications -------------------------------------------------------------
     def listen(
         self, on_ready: Callable[[], None], on_done: Callable[[str], None]
     ) -> Callable[[], None]:
@@ -195,4 +244,6 @@ class Store(Protocol):
         """
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the store's connections and threads; later calls raise ``StoreClosed``."""
+        ...

@@ -15,9 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from durably.clock import SYSTEM, Clock
 from durably.errors import StoreClosed, StoreError
-from durably.stores.schema import MIGRATIONS
-from durably.stores.sql import SqlStore
+from durably.stores.base import Transaction
+from durably.stores.sql import schema as versions
+from durably.stores.sql.statements import pyformat
+from durably.stores.sql.store import SqlStore
 
 try:
     import psycopg
@@ -39,23 +42,6 @@ _TRANSIENT = (
     pg_errors.DeadlockDetected,
 )
 
-_NOTIFY_DDL = """
-CREATE OR REPLACE FUNCTION {schema}.announce_run() RETURNS trigger AS $$
-BEGIN
-    IF NEW.owner IS NULL AND NEW.available_at IS NOT NULL
-       AND NEW.available_at <= extract(epoch from clock_timestamp()) THEN
-        PERFORM pg_notify('{channel}', 'ready');
-    END IF;
-    IF NEW.status IN ('completed', 'failed', 'cancelled') THEN
-        PERFORM pg_notify('{channel}', 'done:' || NEW.run_id);
-    END IF;
-    RETURN NULL;
-END $$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS runs_announce ON {schema}.runs;
-CREATE TRIGGER runs_announce AFTER INSERT OR UPDATE OF status, available_at, owner
-    ON {schema}.runs FOR EACH ROW EXECUTE FUNCTION {schema}.announce_run();
-"""
-
 
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
@@ -76,12 +62,12 @@ class PostgresStore(SqlStore):
         retry_for: seconds a transient failure (a restart, a dropped connection)
             is retried before it is raised as :class:`~durably.errors.StoreError`.
         migrate: bring the schema up to date now (off only to test migrations).
+        clock: this host's clock (the database keeps its own for leases and timers).
     """
 
-    dialect = "postgresql"
-    NOW = "extract(epoch from clock_timestamp())::double precision"
-    CLAIM_LOCK = " FOR UPDATE SKIP LOCKED"
+    PARTS = {"claim_lock": " FOR UPDATE SKIP LOCKED"}
     QUEUE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
+    commits_on_loop = False
 
     def __init__(
         self,
@@ -91,9 +77,12 @@ class PostgresStore(SqlStore):
         pool_size: int = 5,
         retry_for: float = 60.0,
         migrate: bool = True,
+        clock: Clock = SYSTEM,
     ) -> None:
         if not _IDENTIFIER.match(schema):
             raise ValueError(f"schema must be a lowercase SQL identifier, not {schema!r}")
+        self.clock = clock
+        self._prepare()
         self.url = url
         self.schema = schema
         self.channel = f"durably_{schema}"
@@ -117,13 +106,13 @@ class PostgresStore(SqlStore):
             self.migrate()
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
+    def from_url(cls, url: str, *, clock: Clock = SYSTEM) -> PostgresStore:
         """A store from a URL; ``?schema=name`` picks the schema (default ``durably``)."""
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         schema = dict(query).get("schema", "durably")
         rest = urlencode([(k, v) for k, v in query if k != "schema"])
-        return cls(urlunsplit(parts._replace(query=rest)), schema=schema)
+        return cls(urlunsplit(parts._replace(query=rest)), schema=schema, clock=clock)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r}, schema={self.schema!r})"
@@ -131,8 +120,8 @@ class PostgresStore(SqlStore):
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"SET search_path TO {self.schema}")
 
-    def _adapt(self, text: str) -> str:
-        return super()._adapt(text).replace("?", "%s")
+    def _adapt(self, statement: str) -> str:
+        return pyformat(statement)
 
     # -- transactions ----------------------------------------------------------
     def _retrying(self, attempt: Callable[[], T]) -> T:
@@ -154,7 +143,7 @@ class PostgresStore(SqlStore):
             except psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL at {redact(self.url)} failed: {exc}") from exc
 
-    def transact(self, work: Callable[[Any], T]) -> T:
+    def transact(self, work: Callable[[Transaction], T]) -> T:
         def attempt() -> T:
             with self._pool.connection() as conn, conn.transaction():
                 return work(conn)
@@ -164,8 +153,8 @@ class PostgresStore(SqlStore):
     def renew_leases(self, owner: str, lease: float, run_ids: Sequence[str]) -> int:
         """On the heartbeat's own connection, failing fast: the heartbeat retries each tick,
         so a renewal never waits behind the pool or its backoff."""
-        sql = self.sql(
-            "UPDATE runs SET lease_until = {now} + ? WHERE owner = ? AND run_id = ANY(?)"
+        sql = self.inline(
+            "UPDATE runs SET lease_until = durably_now() + ? WHERE owner = ? AND run_id = ANY(?)"
         )
         with self._heartbeat_lock:
             try:
@@ -179,38 +168,61 @@ class PostgresStore(SqlStore):
                     self._heartbeat.close()
                 raise StoreError(f"renewing leases on {redact(self.url)} failed: {exc}") from exc
 
-    def _read(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
-        sql = self.sql(text)
-
+    def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         def attempt() -> list[Any]:
             with self._pool.connection() as conn:
-                return conn.execute(sql, params).fetchall()
+                return conn.execute(statement, params).fetchall()
 
         return self._retrying(attempt)
 
     def migrate(self, target: int | None = None) -> None:
         """Bring the schema to version ``target`` (default: the newest).
 
-        Safe when many processes start at once: one applies, the others wait and find
-        it done.
+        A current schema is only read: no DDL, no lock on ``runs`` (a trigger
+        recreated at every start would take an ACCESS EXCLUSIVE lock on it). Safe
+        when many processes start at once: they queue on an advisory lock, one
+        applies, the others find it done.
         """
-        wanted = MIGRATIONS[:target]
+        if versions.plan(self._retrying(self._read_version), target) is None:
+            return
 
-        def apply(tx: psycopg.Connection[Any]) -> None:
-            tx.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            tx.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = tx.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = (row[0] if row else None) or 0
-            for version, script in enumerate(wanted[current:], start=current + 1):
-                script = script.replace("{without_rowid}", "").replace(
-                    "{serial}", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
-                )
-                tx.execute(script.encode())  # several statements, no parameters
-                tx.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-            tx.execute(_NOTIFY_DDL.format(schema=self.schema, channel=self.channel).encode())
+        def apply(tx: Transaction) -> None:
+            conn: psycopg.Connection[Any] = tx  # type: ignore[assignment]
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            todo = versions.plan((row[0] if row else None) or 0, target)
+            if todo is None:
+                return  # another process migrated while this one waited
+            if not todo:
+                scripts = [(versions.fresh("postgresql"), range(1, versions.latest() + 1))]
+            else:
+                steps = versions.migrations("postgresql")
+                scripts = [(steps[v - 1].script, range(v, v + 1)) for v in todo]
+            for script, done in scripts:
+                if script.strip():
+                    conn.execute(self._dialect(script).encode())  # statements, no parameters
+                for version in done:
+                    conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
 
         self.transact(apply)
+
+    def _read_version(self) -> int:
+        with self._pool.connection() as conn:
+            table = f"{self.schema}.schema_version"
+            found = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+            if found is None or found[0] is None:
+                return 0
+            row = conn.execute(f"SELECT MAX(version) FROM {table}").fetchone()
+            return int((row[0] if row else None) or 0)
+
+    def _dialect(self, script: str) -> str:
+        return (
+            script.replace("{without_rowid}", "")
+            .replace("{serial}", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY")
+            .replace("{channel}", self.channel)
+        )
 
     # -- notifications ---------------------------------------------------------------
     def listen(

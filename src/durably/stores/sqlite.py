@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-from durably.errors import StoreError
-from durably.stores.schema import MIGRATIONS
-from durably.stores.sql import SqlStore
+from durably.clock import SYSTEM, Clock
+from durably.errors import StoreClosed, StoreError
+from durably.stores.base import Transaction
+from durably.stores.sql import schema
+from durably.stores.sql.store import SqlStore
 
 T = TypeVar("T")
 log = logging.getLogger("durably.sqlite")
@@ -46,10 +48,10 @@ class SQLiteStore(SqlStore):
             survives power loss (one fsync per commit).
         busy_timeout: seconds SQLite waits for another writer before retrying.
         migrate: bring the schema up to date now (off only to test migrations).
+        clock: the store's only source of "now" (``durably_now()`` in its SQL).
     """
 
-    dialect = "sqlite"
-    NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+    commits_on_loop = True
 
     def __init__(
         self,
@@ -58,9 +60,12 @@ class SQLiteStore(SqlStore):
         synchronous: Synchronous = "normal",
         busy_timeout: float = 5.0,
         migrate: bool = True,
+        clock: Clock = SYSTEM,
     ) -> None:
         if synchronous not in ("normal", "full"):
             raise ValueError(f"synchronous must be 'normal' or 'full', not {synchronous!r}")
+        self.clock = clock
+        self._prepare()
         self.path = path
         self.synchronous = synchronous
         self._busy_ms = int(busy_timeout * 1000)
@@ -68,12 +73,12 @@ class SQLiteStore(SqlStore):
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._closed = threading.Event()
         if not self._memory:
             self._create_private(path)
         self._conn = self._connect()
         if migrate:
             self.migrate()
-        self._closed = threading.Event()
         if not self._memory:
             # Checkpoints copy the WAL into the database file. A thread of their own does
             # the bulk beside the writer; under steady writes it can never catch up with
@@ -112,6 +117,8 @@ class SQLiteStore(SqlStore):
                     conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
                 conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+                # The store's clock, which every statement reads as durably_now().
+                conn.create_function("durably_now", 0, self.clock.time)
             except BaseException:
                 conn.close()
                 raise
@@ -148,7 +155,7 @@ class SQLiteStore(SqlStore):
                     log.warning("SQLite database %s busy; retrying (%d)", self.path, tries)
                 time.sleep(min(0.1, 0.001 * tries))
 
-    def transact(self, work: Callable[[Any], T]) -> T:
+    def transact(self, work: Callable[[Transaction], T]) -> T:
         def attempt() -> T:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -162,7 +169,12 @@ class SQLiteStore(SqlStore):
             return result
 
         with self._lock:
+            self._check_open()
             return self._retrying(attempt)
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise StoreClosed(f"the SQLite store {self.path!r} is closed")
 
     def _reader(self) -> sqlite3.Connection:
         if self._memory:
@@ -175,38 +187,56 @@ class SQLiteStore(SqlStore):
                 self._readers.append(conn)
         return conn
 
-    def _read(self, text: str, params: Sequence[Any] = ()) -> list[Any]:
-        sql = self.sql(text)
-
+    def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
         def attempt() -> list[Any]:
+            self._check_open()
             if self._memory:
                 with self._lock:
-                    return self._conn.execute(sql, params).fetchall()
-            return self._reader().execute(sql, params).fetchall()
+                    return self._conn.execute(statement, params).fetchall()
+            return self._reader().execute(statement, params).fetchall()
 
         return self._retrying(attempt)
+
+    def now(self) -> float:
+        return self.clock.time()
 
     def migrate(self, target: int | None = None) -> None:
         """Bring the schema to version ``target`` (default: the newest).
 
-        Safe when many processes start at once: one applies, the others wait and find
-        it done.
+        A current schema is only read (no write lock). Safe when many processes start
+        at once: one applies, the others wait for its lock and find it done.
         """
-        wanted = MIGRATIONS[:target]
+        if schema.plan(self._version(self._reader()), target) is None:
+            return
 
-        def apply(tx: sqlite3.Connection) -> None:
-            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = tx.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = row[0] or 0
-            for version, script in enumerate(wanted[current:], start=current + 1):
-                # The journal is read and written by its key only: cluster it by that key.
-                script = script.replace("{without_rowid}", " WITHOUT ROWID")
-                script = script.replace("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT")
-                for statement in filter(str.strip, script.split(";")):
-                    tx.execute(statement)
-                tx.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        def apply(tx: Transaction) -> None:
+            conn: sqlite3.Connection = tx  # type: ignore[assignment]
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            versions = schema.plan(self._version(conn), target)
+            if versions is None:
+                return  # another process migrated while this one waited
+            if not versions:
+                scripts = [(schema.fresh("sqlite"), range(1, schema.latest() + 1))]
+            else:
+                steps = schema.migrations("sqlite")
+                scripts = [(steps[v - 1].script, range(v, v + 1)) for v in versions]
+            for script, done in scripts:
+                for statement in schema.statements(_dialect(script)):
+                    conn.execute(statement)
+                conn.executemany(
+                    "INSERT INTO schema_version (version) VALUES (?)", [(v,) for v in done]
+                )
 
         self.transact(apply)
+
+    @staticmethod
+    def _version(conn: sqlite3.Connection) -> int:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if not exists:
+            return 0
+        return int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
 
     def _checkpoint_loop(self) -> None:
         conn = self._connect()
@@ -221,6 +251,8 @@ class SQLiteStore(SqlStore):
             conn.close()
 
     def close(self) -> None:
+        if self._closed.is_set():
+            return
         self._closed.set()
         if not self._memory:
             self._checkpointer.join(timeout=5)  # its connection must close for the WAL to go
@@ -228,3 +260,9 @@ class SQLiteStore(SqlStore):
             for conn in [*self._readers, self._conn]:
                 conn.close()
             self._readers.clear()
+
+
+def _dialect(script: str) -> str:
+    # The journal is read and written by its key only: cluster it by that key.
+    script = script.replace("{without_rowid}", " WITHOUT ROWID")
+    return script.replace("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT")

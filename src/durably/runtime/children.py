@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from durably.context import RunContext, Suspend, require
 from durably.errors import ChildFailed, ErrorInfo
-from durably.plans import Plan, drive_async, drive_sync
-from durably.records import Claim, EntryStatus, JournalEntry, NewRun, RunStatus
+from durably.records import Claim, EntryStatus, NewRun, RunRow, RunStatus
 from durably.registry import Workflow
+from durably.runtime.context import RunContext, require
+from durably.runtime.effects import Plan, drive_async, drive_sync
+from durably.runtime.unwinding import Suspend
 from durably.serialization import dumps, encode_call, loads, return_hint
+from durably.stores.base import Transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,6 +49,7 @@ def _start_plan(
     hint = return_hint(wf.fn)
     if entry is not None:
         return ChildHandle(loads(entry.output, what="a child id"), wf.name, hint)
+    wf.check_arguments(args, kwargs)
     ctx.gate()
     child_id = f"{ctx.run_id}.{seq}"  # deterministic: a retried start finds the same child
     text = encode_call(wf.fn, args, kwargs, what=f"input of child workflow {wf.name!r}")
@@ -60,9 +63,15 @@ def _start_plan(
         owner=host.owner if direct and host is not None else None,
         lease=host.lease if host is not None else 0.0,
     )
-    started = JournalEntry.record(seq, "child", wf.name, site, dumps(child_id, what="a child id"))
+    started = ctx.entry(seq, "child", wf.name, site, dumps(child_id, what="a child id"))
     store, lease = ctx.store, ctx.lease
-    row, created = yield ctx.fenced(lambda tx: store.start_child(tx, lease, started, child))
+
+    def start(tx: Transaction) -> tuple[RunRow, bool]:
+        # The journal entry first: a lost lease then leaves no child behind.
+        store.append_entry(tx, lease, started)
+        return store.create_run(tx, child)
+
+    row, created = yield ctx.fenced(start)
     if created and direct and host is not None:
         host.dispatch(Claim(row, ()))
     return ChildHandle(child_id, wf.name, hint)
@@ -81,11 +90,11 @@ def _join_plan(ctx: RunContext, child: ChildHandle[Any]) -> Plan[Any]:
     if row is None or not row.status.terminal:
         raise Suspend(RunStatus.WAITING, None)  # the child's end wakes this run
     if row.status is RunStatus.COMPLETED:
-        yield ctx.write_entry(JournalEntry.record(seq, "join", child.workflow, site, row.output))
+        yield ctx.write_entry(ctx.entry(seq, "join", child.workflow, site, row.output))
         return loads(row.output, child._hint, what=f"result of child {child.run_id}")
     error = row.error or ErrorInfo(row.status.value, f"child run {row.run_id} {row.status}")
     yield ctx.write_entry(
-        JournalEntry.record(seq, "join", child.workflow, site, None, EntryStatus.FAILED, error)
+        ctx.entry(seq, "join", child.workflow, site, None, EntryStatus.FAILED, error)
     )
     raise ChildFailed(child.run_id, error)
 

@@ -1,8 +1,11 @@
-"""Calls handed to an event loop from other threads, one wake-up per burst.
+"""Outcomes handed between threads and event loops.
 
-``loop.call_soon_threadsafe`` wakes the loop (a write to its self-pipe) for every
-call. Runs started, finished or resolved together would wake it once each; an
-:class:`Inbox` queues them and wakes the loop only for the first of a burst.
+An outcome is ``(ok, value)``: a result, or the error to raise. A
+:class:`Waiter` is one blocked thread waiting for one; :func:`resolve` settles
+an asyncio future with one. ``loop.call_soon_threadsafe`` wakes a loop (a write
+to its self-pipe) for every call, so runs started, finished or resolved together
+would wake it once each; an :class:`Inbox` queues such calls and wakes the loop
+only for the first of a burst.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 log = logging.getLogger("durably")
+
+#: Called once with an operation's outcome: (True, result) or (False, error).
+Done = Callable[[bool, Any], None]
 
 _inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = weakref.WeakKeyDictionary()
 _inboxes_lock = threading.Lock()
@@ -60,3 +67,43 @@ def inbox(loop: asyncio.AbstractEventLoop) -> Inbox:
     except KeyError:
         with _inboxes_lock:
             return _inboxes.setdefault(loop, Inbox(loop))
+
+
+class Waiter:
+    """One blocked thread: a lock held until its outcome is in (lighter than a Future)."""
+
+    __slots__ = ("_lock", "_ok", "_value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._ok = False
+        self._value: Any = None
+
+    def done(self, ok: bool, value: Any) -> None:
+        self._ok, self._value = ok, value
+        self._lock.release()
+
+    def wait(self) -> Any:
+        self._lock.acquire()
+        if self._ok:
+            return self._value
+        raise self._value
+
+
+def resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    """Settle ``future`` with an outcome, unless its waiter gave up meanwhile."""
+    if future.done():  # the waiting task was cancelled meanwhile
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def settle(future: Future[Any], ok: bool, value: Any) -> None:
+    """Settle a thread future with an outcome."""
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

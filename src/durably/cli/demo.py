@@ -7,7 +7,7 @@ fresh worker that resumes the run. Every step body appends a line to an effects
 log, so the summary can prove what ran how often: the checkpointed steps ran
 exactly once, and only the interrupted one ran again.
 
-``python -m durably.demo --db PATH --run-id ID --effects FILE`` is the worker
+``python -m durably.cli.demo --db PATH --run-id ID --effects FILE`` is the worker
 process: it starts (or, for an existing run id, resumes) the run and waits for
 its result.
 """
@@ -103,7 +103,7 @@ def expected_steps(cents: int) -> list[str]:
 def work(argv: list[str] | None = None) -> int:
     """Start or resume one checkout run in this process and wait for its result."""
     global _effects_path
-    parser = argparse.ArgumentParser(prog="python -m durably.demo")
+    parser = argparse.ArgumentParser(prog="python -m durably.cli.demo")
     parser.add_argument("--db", required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--effects", required=True)
@@ -119,7 +119,8 @@ def work(argv: list[str] | None = None) -> int:
         except durably.RunNotFound:
             print(f"  [pid {pid}] worker up; starting run {args.run_id}")
         sys.stdout.flush()
-        handle = engine.start_workflow(checkout, args.order, args.cents, run_id=args.run_id)
+        starter = engine.with_options(run_id=args.run_id)
+        handle = starter.start_workflow(checkout, args.order, args.cents)
         result = handle.result(timeout=60)
     print(f"  [pid {pid}] run finished: {result}", flush=True)
     return 0
@@ -135,7 +136,7 @@ def _spawn(db: str, run_id: str, effects: str) -> subprocess.Popen[bytes]:
     # Let the worker import this very copy of durably, installed or not.
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(durably.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "durably.demo", "--db", db, "--run-id", run_id]
+    command = [sys.executable, "-m", "durably.cli.demo", "--db", db, "--run-id", run_id]
     return subprocess.Popen([*command, "--effects", effects], env=env)
 
 

@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
-from durably.context import ContinueAsNew, RunContext, Suspend, current, owning, require
 from durably.durations import parse_duration
-from durably.plans import Plan, drive_async, drive_sync
-from durably.plans import Sleep as SleepEffect
-from durably.records import EntryStatus, JournalEntry, RunStatus
+from durably.records import EntryStatus, RunStatus
 from durably.retry import RESIDENT_DELAY
+from durably.runtime.context import RunContext, current, owning, require
+from durably.runtime.effects import Plan, drive_async, drive_sync
+from durably.runtime.effects import Sleep as SleepEffect
+from durably.runtime.unwinding import ContinueAsNew, Suspend
 from durably.serialization import dumps, loads
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ def _sleep_plan(ctx: RunContext, due: Callable[[float], float]) -> Plan[None]:
     if entry is None:
         ctx.gate()
         wake_at = due(ctx.now())
-        entry = JournalEntry.record(seq, "sleep", "sleep", site, dumps(wake_at, what="a timer"))
+        entry = ctx.entry(seq, "sleep", "sleep", site, dumps(wake_at, what="a timer"))
         if wake_at - ctx.now() > RESIDENT_DELAY:
             raise Suspend(RunStatus.SLEEPING, wake_at, (entry,))
         yield ctx.write_entry(entry)
@@ -108,7 +109,7 @@ def _signal_plan(
         deadline = loads(entry.output, what="a signal deadline")
     else:
         deadline = None if timeout is None else ctx.now() + parse_duration(timeout)
-    received = JournalEntry.record(seq, "signal", name, site, None)
+    received = ctx.entry(seq, "signal", name, site, None)
     store, lease = ctx.store, ctx.lease
     payload = yield ctx.fenced(lambda tx: store.take_signal(tx, lease, received))
     if payload is not None:
@@ -116,7 +117,7 @@ def _signal_plan(
     if deadline is not None and ctx.now() >= deadline:
         yield ctx.write_entry(received)  # no output: it timed out
         return _signal_result(None, name, raise_on_timeout)
-    waiting = JournalEntry.record(
+    waiting = ctx.entry(
         seq, "signal", name, site, dumps(deadline, what="a deadline"), EntryStatus.WAITING
     )
     raise Suspend(RunStatus.WAITING, deadline, (waiting,))
@@ -158,7 +159,7 @@ def _event_plan(ctx: RunContext, key: str, value: Any) -> Plan[None]:
         return
     ctx.gate()
     text = dumps(value, what=f"event {key!r} of run {ctx.run_id}")
-    published = JournalEntry.record(seq, "event", key, site, text)
+    published = ctx.entry(seq, "event", key, site, text)
     store, lease = ctx.store, ctx.lease
     yield ctx.fenced(lambda tx: store.set_event(tx, lease, published, text))
 
@@ -187,7 +188,7 @@ def _recorded(
     if entry is not None:
         return decode(loads(entry.output, what=f"recorded {kind}"))
     value = make()
-    ctx.pending.append(JournalEntry.record(seq, kind, kind, site, dumps(encode(value), what=kind)))
+    ctx.pending.append(ctx.entry(seq, kind, kind, site, dumps(encode(value), what=kind)))
     return value
 
 
@@ -227,7 +228,7 @@ def patched(change_id: str) -> bool:
     if ctx.replaying:
         return False  # recorded before this patch existed: keep the old path
     seq, _, site = ctx.allocate("patch", change_id)
-    ctx.pending.append(JournalEntry.record(seq, "patch", change_id, site, None))
+    ctx.pending.append(ctx.entry(seq, "patch", change_id, site, None))
     return True
 
 

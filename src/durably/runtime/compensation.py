@@ -6,11 +6,12 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec
 
-from durably.context import ContinueAsNew, RunContext, Suspend, current
 from durably.errors import LeaseLost, NotInWorkflow, StepFailed
-from durably.plans import Plan
 from durably.registry import Step
 from durably.retry import RetryPolicy
+from durably.runtime.context import RunContext, current
+from durably.runtime.effects import Plan
+from durably.runtime.unwinding import ContinueAsNew, Suspend
 
 P = ParamSpec("P")
 log = logging.getLogger("durably.compensation")

@@ -1,9 +1,10 @@
-"""Plans: the logic of a durable call as a generator of effects, and its two drivers.
+"""Effects: the logic of a durable call as a generator of effects (a plan), and its drivers.
 
 A durable call (a step, a timer, a signal wait ...) is written once as a
 generator that yields :class:`Invoke`, :class:`Sleep` and :class:`Write`
 effects. :func:`drive_sync` performs them blocking, :func:`drive_async` awaits
-them: one implementation behind the sync and the async API.
+them: one implementation behind the sync and the async API. Sleeps and the
+backoff of writes the database failed follow the committer's clock.
 """
 
 from __future__ import annotations
@@ -11,27 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-import time
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
+from durably.clock import Clock
+from durably.committer import Committer
+from durably.current import workflow_run
 from durably.errors import StepTimeout as StepTimeoutError
 from durably.errors import StoreClosed, StoreError
-
-if TYPE_CHECKING:
-    from durably.committer import Committer
+from durably.stores.base import Transaction
 
 T = TypeVar("T")
 
 #: Seconds a run keeps retrying a write the database failed (disk full, restart).
 STORE_RETRY_FOR = 30.0
-
-#: The workflow run executing in this thread or task. Step bodies run with None,
-#: so a step called inside a step body is a plain call.
-current_run: contextvars.ContextVar[Any] = contextvars.ContextVar("durably_run", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +48,7 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    op: Callable[[Any], Any]
+    op: Callable[[Transaction], Any]
     #: Called when the database fails this write (the run's execution is then abandoned).
     on_store_error: Callable[[], None] | None = None
 
@@ -74,7 +71,7 @@ def drive_sync(committer: Committer, plan: Plan[T]) -> T:
             if isinstance(effect, Write):
                 value = _written(effect, committer)
             elif isinstance(effect, Sleep):
-                time.sleep(effect.seconds)
+                committer.clock.sleep(effect.seconds)
             else:
                 value = _invoke_sync(effect)
         except BaseException as exc:  # handed to the plan, which decides
@@ -94,7 +91,7 @@ async def drive_async(committer: Committer, plan: Plan[T]) -> T:
             if isinstance(effect, Write):
                 value = await _written_async(effect, committer)
             elif isinstance(effect, Sleep):
-                await asyncio.sleep(effect.seconds)
+                await committer.clock.sleep_async(effect.seconds)
             elif effect.is_async:
                 value = await _invoke_async(effect)
             else:  # a sync step of an async workflow (map, compensation) runs on a thread
@@ -134,14 +131,15 @@ class _StoreRetry:
     is in hand: no need to run it again) until ``STORE_RETRY_FOR`` runs out; then
     the run's execution is abandoned and the run released for a later replay."""
 
-    def __init__(self, effect: Write) -> None:
+    def __init__(self, effect: Write, clock: Clock) -> None:
         self.effect = effect
-        self.deadline = time.monotonic() + STORE_RETRY_FOR
+        self.clock = clock
+        self.deadline = clock.monotonic() + STORE_RETRY_FOR
         self.pause = 0.05
 
     def next_pause(self, error: StoreError) -> float:
         closed = isinstance(error, StoreClosed)
-        if self.effect.on_store_error is None or closed or time.monotonic() > self.deadline:
+        if self.effect.on_store_error is None or closed or self.clock.monotonic() > self.deadline:
             if self.effect.on_store_error is not None:
                 self.effect.on_store_error()
             raise error
@@ -155,8 +153,8 @@ def _written(effect: Write, committer: Committer) -> Any:
         try:
             return committer.run(effect.op)
         except StoreError as exc:
-            retry = retry or _StoreRetry(effect)
-            time.sleep(retry.next_pause(exc))
+            retry = retry or _StoreRetry(effect, committer.clock)
+            committer.clock.sleep(retry.next_pause(exc))
 
 
 async def _written_async(effect: Write, committer: Committer) -> Any:
@@ -165,8 +163,8 @@ async def _written_async(effect: Write, committer: Committer) -> Any:
         try:
             return await committer.run_async(effect.op)
         except StoreError as exc:
-            retry = retry or _StoreRetry(effect)
-            await asyncio.sleep(retry.next_pause(exc))
+            retry = retry or _StoreRetry(effect, committer.clock)
+            await committer.clock.sleep_async(retry.next_pause(exc))
 
 
 def _timeout_error(effect: Invoke) -> StepTimeoutError:
@@ -175,17 +173,17 @@ def _timeout_error(effect: Invoke) -> StepTimeoutError:
 
 def _invoke_sync(effect: Invoke) -> Any:
     if effect.timeout is None:
-        token = current_run.set(None)  # steps called inside a step body are plain calls
+        token = workflow_run.set(None)  # steps called inside a step body are plain calls
         try:
             return effect.fn(*effect.args, **effect.kwargs)
         finally:
-            current_run.reset(token)
+            workflow_run.reset(token)
     # A sync body cannot be interrupted: it runs on its own thread and, past the
     # timeout, is abandoned and its late result discarded.
     future: Future[Any] = Future()
 
     def body() -> None:
-        current_run.set(None)
+        workflow_run.set(None)
         try:
             future.set_result(effect.fn(*effect.args, **effect.kwargs))
         except BaseException as exc:
@@ -202,7 +200,7 @@ def _invoke_sync(effect: Invoke) -> Any:
 
 
 async def _invoke_async(effect: Invoke) -> Any:
-    token = current_run.set(None)
+    token = workflow_run.set(None)
     try:
         body = cast(Awaitable[Any], effect.fn(*effect.args, **effect.kwargs))
         if effect.timeout is None:
@@ -212,4 +210,4 @@ async def _invoke_async(effect: Invoke) -> Any:
         except TimeoutError:
             raise _timeout_error(effect) from None
     finally:
-        current_run.reset(token)
+        workflow_run.reset(token)

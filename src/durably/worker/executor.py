@@ -1,63 +1,42 @@
-"""The background executor: claims runs, runs them, keeps their leases alive.
+"""The background executor: runs claimed runs and keeps their bookkeeping.
 
-Every way a run becomes runnable (start, timer, retry backoff, crash recovery)
-goes through one claim path: ``available_at <= now`` and no live lease. Runs
-started in this process are handed over directly once their row is durable.
+Sync workflows run on a thread pool, async ones on one event loop. Runs come
+from the claimer (:mod:`durably.worker.claimer`) or, for runs started in this
+process, directly once their row is durable. The heartbeat and the chores
+(:mod:`durably.worker.heartbeat`) keep their leases alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
-import heapq
 import itertools
 import logging
-import os
-import socket
 import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from durably import crashpoints, queues, registry
+from durably.clock import StoreTime
 from durably.committer import Committer
-from durably.compensation import interrupted_unwinding, needs_unwinding, unwind
-from durably.context import RunContext, activate, deactivate
-from durably.errors import StoreClosed, StoreError
-from durably.inbox import Inbox
-from durably.outcome import Conclusion, conclude
-from durably.plans import Plan, drive_async, drive_on_loop, drive_sync
+from durably.errors import LeaseLost, StoreClosed, StoreError
+from durably.handoff import Inbox
+from durably.hooks import Hooks, RunClaimed, RunEnded, RunLost, RunSuspended, emit
 from durably.records import Claim
+from durably.runtime.compensation import interrupted_unwinding, needs_unwinding, unwind
+from durably.runtime.context import RunContext, activate, deactivate
+from durably.runtime.effects import Plan, drive_async, drive_on_loop, drive_sync
+from durably.runtime.ending import Conclusion, conclude
 from durably.serialization import decode_call
 from durably.stores.base import Store
-from durably.upkeep import Upkeep
+from durably.worker.claimer import Claimer, new_owner
+from durably.worker.heartbeat import Chores, Heartbeat
 
-log = logging.getLogger("durably.executor")
+log = logging.getLogger("durably.worker")
 T = TypeVar("T")
 
-HOST = socket.gethostname()
 CLOSED_WHILE_STARTING = "the engine shut down while the run was being started"
-
-
-def new_owner() -> str:
-    return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """True when ``owner`` was a process on this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != HOST or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class Executor:
@@ -67,6 +46,7 @@ class Executor:
         self,
         store: Store,
         committer: Committer,
+        hooks: Hooks,
         *,
         workers: int,
         lease: float,
@@ -77,12 +57,13 @@ class Executor:
     ) -> None:
         self.store = store
         self.committer = committer
+        self.hooks = hooks
+        self.clock = committer.clock
+        self.time = StoreTime(self.clock, store.now)
         self.owner = new_owner()
         self.lease = lease
-        self.poll_interval = poll_interval
         self.capacity = max(64, workers * 8)
         self._on_finished = on_finished
-        self.clock_offset = 0.0  # database clock minus ours; measured at each renewal
         # Runs beyond the pool's threads wait in its queue: they write nothing yet.
         committer.concurrency = lambda: min(len(self.inflight), workers)
         self.queues = None if queues is None else list(queues)
@@ -95,32 +76,55 @@ class Executor:
         #: Starts handed to the loop from other threads, not yet answered.
         self._loop_calls: dict[int, Callable[[bool, Any], None]] = {}
         self._call_ids = itertools.count()
-        self._timers: list[float] = []
-        self._cond = threading.Condition()
-        self._poked = False
         self._stopping = False
-        self._stop = threading.Event()  # wakes the upkeep threads at once on shutdown
-        self.upkeep = Upkeep(self, self._stop)
+        self._stop = threading.Event()  # wakes the heartbeat and the chores at once
+        self.claimer = Claimer(
+            store,
+            committer,
+            self.time,
+            owner=self.owner,
+            lease=lease,
+            poll_interval=poll_interval,
+            queues=self.queues,
+            room=lambda: self.capacity - len(self.inflight),
+            running_in=self._running_in,
+            workflows=self.workflow_names,
+            dispatch=self.dispatch,
+        )
+        heartbeat = Heartbeat(
+            store, self.time, owner=self.owner, lease=lease, running=self._running, stop=self._stop
+        )
+        self.chores = Chores(
+            store,
+            committer,
+            self.time,
+            owner=self.owner,
+            lease=lease,
+            inflight=self.inflight,
+            cancel=self.cancel_local,
+            released=self.poke,
+            stop=self._stop,
+        )
         self._threads = [
-            *self.upkeep.threads,
+            heartbeat.thread,
+            self.chores.thread,
             threading.Thread(target=self._loop.run_forever, name="durably-loop", daemon=True),
-            threading.Thread(target=self._claim_loop, name="durably-claimer", daemon=True),
+            self.claimer.thread,
         ]
 
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
-        self.upkeep.measure_clock()  # before any run computes a timer with it
+        self.time.measure()  # before any run computes a timer with it
         for thread in self._threads:
             thread.start()
 
     def stop(self, grace: float) -> None:
         """Stop claiming, let running executions end within ``grace``, release the rest."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        deadline = time.monotonic() + grace
-        while self.inflight and time.monotonic() < deadline:
-            time.sleep(0.01)  # the heartbeat keeps the leases of draining runs alive
+        self._stopping = True
+        self.claimer.stop()
+        deadline = self.clock.monotonic() + grace
+        while self.inflight and self.clock.monotonic() < deadline:
+            self.clock.sleep(0.01)  # the heartbeat keeps the leases of draining runs alive
         self._stop.set()
         try:
             self.store.release_owner(self.owner)  # peers take over what is left, at once
@@ -142,16 +146,23 @@ class Executor:
         """True once shutdown began: runs stop at their next durable call."""
         return self._stopping
 
+    def now(self) -> float:
+        """The store's time: timers are set on it."""
+        return self.time.now()
+
     def poke(self) -> None:
         """Something became runnable: claim now rather than at the next poll."""
-        with self._cond:
-            self._poked = True
-            self._cond.notify()
+        self.claimer.poke()
 
     def wake_at(self, when: float) -> None:
-        with self._cond:
-            heapq.heappush(self._timers, when)
-            self._cond.notify()
+        """A run falls due at ``when`` (store time): claim it then."""
+        self.claimer.wake_at(when)
+
+    def _running(self) -> list[str]:
+        return list(self.inflight)
+
+    def _running_in(self, queue: str) -> int:
+        return sum(1 for ctx in list(self.inflight.values()) if ctx.run.queue == queue)
 
     def has_room(self, queue: str = "default", workflow: str | None = None) -> bool:
         """Whether a run of ``queue`` may be handed to this executor directly."""
@@ -202,83 +213,6 @@ class Executor:
         ctx = self.inflight.get(run_id)
         return None if ctx is None else ctx.current_step
 
-    # -- claiming ----------------------------------------------------------------
-    def _claim_loop(self) -> None:
-        self._release_dead_owners()
-        last_check = time.monotonic()
-        while not self._stopping:
-            try:
-                claimed = self._claim_once()
-                if time.monotonic() - last_check > self.poll_interval:
-                    self._release_dead_owners()
-                    last_check = time.monotonic()
-                timeout = 0.0 if claimed else self._idle_timeout()
-            except StoreError:
-                log.exception("claiming runs failed; retrying")
-                timeout = self.poll_interval
-            with self._cond:
-                if not self._poked and not self._stopping and timeout > 0:
-                    self._cond.wait(timeout)
-                self._poked = False
-
-    def _claim_once(self) -> bool:
-        room = min(self.capacity - len(self.inflight), 100)
-        names = self.workflow_names()
-        if room <= 0 or not names:
-            return False
-        claims = self.committer.run(lambda tx: self._claim(tx, names, room))
-        for claim in claims:
-            crashpoints.hit("claim.after")
-            self.dispatch(claim)
-        return bool(claims)
-
-    def _claim(self, tx: Any, names: list[str], room: int) -> list[Claim]:
-        """Claim from each limited queue within its limits, then from the others."""
-        limited = [q for q in queues.all_declared() if q.shared_limits or q.worker_concurrency]
-        claims: list[Claim] = []
-        for queue in limited:
-            if self.queues is not None and queue.name not in self.queues:
-                continue
-            mine = sum(1 for ctx in list(self.inflight.values()) if ctx.run.queue == queue.name)
-            room_here = room - len(claims)
-            if queue.worker_concurrency is not None:
-                room_here = min(room_here, queue.worker_concurrency - mine)
-            limits = queue if queue.shared_limits else None
-            claims += self.store.claim_runs(
-                tx, self.owner, room_here, self.lease, names, [queue.name], (), limits
-            )
-        return claims + self.store.claim_runs(
-            tx,
-            self.owner,
-            room - len(claims),
-            self.lease,
-            names,
-            self.queues,
-            [q.name for q in limited],
-        )
-
-    def db_now(self) -> float:
-        return time.time() + self.clock_offset
-
-    def _idle_timeout(self) -> float:
-        now = self.db_now()
-        with self._cond:
-            while self._timers and self._timers[0] <= now:
-                heapq.heappop(self._timers)
-                return 0.0
-            local = self._timers[0] - now if self._timers else self.poll_interval
-        due = self.store.next_wakeup(self.workflow_names())
-        # A run already due was not ours to claim just now (another queue, a queue at
-        # its limit, no room): only runs that fall due later shorten the wait.
-        remote = self.poll_interval if due is None or due <= now else due - now
-        return min(local, remote, self.poll_interval)
-
-    def _release_dead_owners(self) -> None:
-        for owner in self.store.lease_owners():
-            if _owner_is_dead(owner):
-                count = self.store.release_owner(owner)
-                log.info("recovered %d run(s) of dead worker %s", count, owner)
-
     # -- running -----------------------------------------------------------------
     def dispatch(self, claim: Claim) -> None:
         """Execute a run this executor has claimed."""
@@ -288,9 +222,17 @@ class Executor:
             committer=self.committer,
             workflow=workflow,
             claim=claim,
+            hooks=self.hooks,
+            clock=self.clock,
             host=self,
         )
         self.inflight[claim.run.run_id] = ctx
+        if self.hooks.run_claimed:
+            run = claim.run
+            event = RunClaimed(
+                run.run_id, run.workflow, run.queue, self.owner, run.attempts, bool(claim.journal)
+            )
+            emit(self.hooks.run_claimed, event)
         if workflow.is_async:
             if asyncio._get_running_loop() is self._loop:
                 self._loop.create_task(self._run_async(ctx))
@@ -360,11 +302,15 @@ class Executor:
     def _finished(self, ctx: RunContext, ending: Conclusion | None, done: Any) -> None:
         was_full = len(self.inflight) >= self.capacity
         self.inflight.pop(ctx.run_id, None)
-        if isinstance(done, Exception) or ctx.broken:
+        if ctx.lost or isinstance(done, LeaseLost):
+            if self.hooks.run_lost:
+                emit(self.hooks.run_lost, RunLost(ctx.run_id, ctx.workflow_name, ctx.lease.epoch))
+        elif isinstance(done, Exception) or ctx.broken:
             log.warning("run %s: the database failed a write (%s); releasing it", ctx.run_id, done)
-            self.upkeep.strand(ctx.lease)
+            self.chores.strand(ctx.lease)
         elif ending is not None:
             crashpoints.hit("run.after_finish")
+            self._tell_hooks(ctx, ending)
             if ending.then is not None:
                 ending.then(done)
             if ending.wake_at is not None:
@@ -374,6 +320,16 @@ class Executor:
         # or a parent waiting for this run was woken. Otherwise a claim finds nothing.
         if was_full or ctx.run.parent_id is not None:
             self.poke()
+
+    def _tell_hooks(self, ctx: RunContext, ending: Conclusion) -> None:
+        hooks = self.hooks
+        if ending.status.terminal:
+            if hooks.run_ended:
+                ended = RunEnded(ctx.run_id, ctx.workflow_name, ending.status, ending.error)
+                emit(hooks.run_ended, ended)
+        elif hooks.run_suspended:
+            parked = RunSuspended(ctx.run_id, ctx.workflow_name, ending.status, ending.wake_at)
+            emit(hooks.run_suspended, parked)
 
     def cancel_local(self, run_id: str) -> None:
         """Tell a run executing here that it was asked to cancel."""

@@ -151,7 +151,7 @@ def worker(
 @click.option("--keep", is_flag=True, help="Keep the temporary directory to inspect it.")
 def demo(db: str | None, keep: bool) -> None:
     """Kill a worker mid-workflow with SIGKILL and watch a fresh one resume it."""
-    from durably.demo import showcase  # the demo's workflow registers only when asked for
+    from durably.cli.demo import showcase  # the demo's workflow registers only when asked for
 
     sys.exit(0 if showcase(db, keep) else 1)
 

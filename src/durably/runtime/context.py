@@ -6,54 +6,46 @@ of steps is deterministic) and is answered from the journal when that position
 is recorded. A recorded position of another kind or name is a
 :class:`NonDeterminismError`.
 
-The logic of a durable call is written once, as a plan (see :mod:`durably.plans`).
+The logic of a durable call is written once, as a plan (see
+:mod:`durably.runtime.effects`); steps' is in :mod:`durably.runtime.steps`.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from durably import crashpoints
+from durably import current as running
+from durably.clock import Clock
+from durably.committer import Committer
 from durably.errors import (
     ErrorInfo,
     LeaseLost,
     NonDeterminismError,
     NotInWorkflow,
-    SerializationError,
-    StepFailed,
     WorkflowCancelled,
 )
-from durably.plans import Invoke, Plan, Sleep, Write, current_run, drive_async, drive_sync
+from durably.hooks import Hooks
 from durably.records import Claim, EntryStatus, JournalEntry, RunStatus
-from durably.retry import RESIDENT_DELAY
-from durably.serialization import dumps, loads
-
-if TYPE_CHECKING:
-    from durably.committer import Committer
-    from durably.registry import Step, Workflow
-    from durably.stores.base import Store
+from durably.registry import Step, Workflow
+from durably.runtime import steps
+from durably.runtime.effects import Plan, Write, drive_async, drive_sync
+from durably.runtime.unwinding import Suspend
+from durably.stores.base import Store, Transaction
 
 T = TypeVar("T")
-
-_JSON_SCALARS = frozenset({int, str, bool, type(None)})
-
-_current: ContextVar[RunContext | None] = current_run
-# The run on whose behalf code executes, step bodies included (where _current is None).
-_owning: ContextVar[RunContext | None] = ContextVar("durably_owning_run", default=None)
 
 
 def current() -> RunContext | None:
     """The workflow run executing in this thread or task, if any (None in step bodies)."""
-    return _current.get()
+    ctx: RunContext | None = running.workflow_run.get()
+    return ctx
 
 
 def require(what: str) -> RunContext:
     """The current run, or :class:`NotInWorkflow` naming the primitive ``what``."""
-    ctx = _current.get()
+    ctx: RunContext | None = running.workflow_run.get()
     if ctx is None:
         raise NotInWorkflow(f"{what}() can only be called inside a workflow run")
     return ctx
@@ -61,37 +53,12 @@ def require(what: str) -> RunContext:
 
 def owning() -> RunContext | None:
     """The run this code works for, inside step bodies too."""
-    return _owning.get()
+    ctx: RunContext | None = running.owning_run.get()
+    return ctx
 
 
 def _described(entry: JournalEntry) -> str:
     return f"{entry.kind} {entry.name!r} (called at {entry.call_site or 'unknown'})"
-
-
-class Suspend(BaseException):
-    """Unwinds a workflow that must wait: the run is released until ``available_at``.
-
-    ``entries`` are journal entries written in the same transaction as the
-    suspension. A BaseException so that a workflow's ``except Exception`` cannot
-    swallow it.
-    """
-
-    def __init__(
-        self, status: RunStatus, available_at: float | None, entries: tuple[JournalEntry, ...] = ()
-    ) -> None:
-        super().__init__(status.value)
-        self.status = status
-        self.available_at = available_at
-        self.entries = entries
-
-
-class ContinueAsNew(BaseException):
-    """Ends the run; its successor starts with these arguments."""
-
-    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        super().__init__("continue_as_new")
-        self.call_args = args
-        self.call_kwargs = kwargs
 
 
 class Host(Protocol):
@@ -99,11 +66,13 @@ class Host(Protocol):
 
     owner: str
     lease: float
-    #: Database clock minus this host's clock: timers are set on the database's clock.
-    clock_offset: float
 
     @property
     def draining(self) -> bool: ...
+
+    def now(self) -> float:
+        """The store's time: timers are set on it."""
+        ...
 
     def has_room(self, queue: str = "default", workflow: str | None = None) -> bool: ...
     def dispatch(self, claim: Claim) -> None: ...
@@ -132,12 +101,17 @@ class RunContext:
         committer: Committer,
         workflow: Workflow[Any, Any],
         claim: Claim,
+        hooks: Hooks,
+        clock: Clock,
         host: Host | None = None,
     ) -> None:
         self.store = store
         self.committer = committer
+        self.hooks = hooks
+        self.clock = clock
         self.host = host
         self.workflow = workflow
+        self.workflow_name = workflow.name
         self.run = claim.run
         self.lease = claim.lease
         self.run_id = claim.run.run_id
@@ -192,8 +166,8 @@ class RunContext:
             )
 
     def now(self) -> float:
-        """The database's time (this host's clock corrected by the executor's offset)."""
-        return time.time() + (self.host.clock_offset if self.host is not None else 0.0)
+        """The store's time (this host's clock corrected by the measured offset)."""
+        return self.host.now() if self.host is not None else self.clock.time()
 
     @property
     def replaying(self) -> bool:
@@ -212,11 +186,11 @@ class RunContext:
             reason = f": {self.cancel_reason}" if self.cancel_reason else ""
             raise WorkflowCancelled(f"run {self.run_id} was cancelled{reason}")
 
-    def fenced(self, write: Callable[[Any], T]) -> Write:
+    def fenced(self, write: Callable[[Transaction], T]) -> Write:
         """A write for this run, with pending entries first; marks the run lost if fenced out."""
         pending, self.pending = self.pending, []
 
-        def op(tx: Any) -> T:
+        def op(tx: Transaction) -> T:
             try:
                 for entry in pending:
                     self.store.append_entry(tx, self.lease, entry)
@@ -231,6 +205,21 @@ class RunContext:
         # Not the workflow's failure: this execution is abandoned and the run released,
         # to be replayed once the database accepts writes again.
         self.broken = True
+
+    def entry(
+        self,
+        seq: int,
+        kind: str,
+        name: str,
+        site: str,
+        output: str | None,
+        status: EntryStatus = EntryStatus.COMPLETED,
+        error: ErrorInfo | None = None,
+    ) -> JournalEntry:
+        """A journal entry for a primitive (one attempt, started and finished now)."""
+        return JournalEntry.record(
+            seq, kind, name, site, output, status, error, at=self.clock.time()
+        )
 
     def write_entry(self, entry: JournalEntry) -> Write:
         return self.fenced(lambda tx: self.store.append_entry(tx, self.lease, entry))
@@ -255,113 +244,14 @@ class RunContext:
     ) -> Plan[Any]:
         """Take the step's journal position now; the returned plan runs or replays it."""
         seq, entry, site = self.allocate("step", step.name)
-        return self._step_plan(step, args, kwargs, seq, entry, site)
-
-    def _step_plan(
-        self,
-        step: Step[Any, Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        seq: int,
-        entry: JournalEntry | None,
-        site: str,
-    ) -> Plan[Any]:
-        what = f"result of step {step.name!r} in run {self.run_id}"
-        if entry is not None and entry.status is EntryStatus.COMPLETED:
-            return loads(entry.output, step.result_hint, what=what)
-        if entry is not None and entry.status is EntryStatus.FAILED:
-            assert entry.error is not None
-            raise StepFailed(step.name, entry.error, entry.attempts)
-        self.gate()
-        attempt = entry.attempts if entry is not None else 0
-        started = entry.started_at if entry is not None and entry.started_at else time.time()
-        while True:
-            attempt += 1
-            self.current_step, self.step_since = step.name, time.monotonic()
-            crashpoints.hit("step.before_body")
-            try:
-                result = yield Invoke(step.fn, args, kwargs, step.timeout, step.name, step.is_async)
-                crashpoints.hit("step.after_body")
-                text = dumps(result, what=what)
-            except SerializationError as exc:
-                yield from self._fail_step(step, seq, site, started, attempt, exc)
-            except Exception as exc:
-                delay = step.policy.next_delay(attempt, exc)
-                if delay is None:
-                    yield from self._fail_step(step, seq, site, started, attempt, exc)
-                elif delay > RESIDENT_DELAY:  # free the worker; the claim path brings it back
-                    error = ErrorInfo.from_exception(exc)
-                    retrying = JournalEntry(
-                        seq,
-                        "step",
-                        step.name,
-                        EntryStatus.RETRYING,
-                        None,
-                        error,
-                        attempt,
-                        started,
-                        None,
-                        site,
-                    )
-                    raise Suspend(RunStatus.PENDING, self.now() + delay, (retrying,)) from exc
-                else:
-                    yield Sleep(delay)  # a short backoff stays resident
-                continue
-            finally:
-                self.current_step = None
-            yield self.write_entry(
-                JournalEntry(
-                    seq,
-                    "step",
-                    step.name,
-                    EntryStatus.COMPLETED,
-                    text,
-                    None,
-                    attempt,
-                    started,
-                    time.time(),
-                    site,
-                )
-            )
-            crashpoints.hit("step.after_checkpoint")
-            # Return what replay would return, so first run and replay agree.
-            hint = step.result_hint
-            if type(result) in _JSON_SCALARS and (hint is Any or hint is type(result)):
-                return result  # decoding its JSON would give back the same value
-            return loads(text, hint, what=what)
-
-    def _fail_step(
-        self,
-        step: Step[Any, Any],
-        seq: int,
-        site: str,
-        started: float,
-        attempt: int,
-        exc: Exception,
-    ) -> Plan[None]:
-        error = ErrorInfo.from_exception(exc)
-        yield self.write_entry(
-            JournalEntry(
-                seq,
-                "step",
-                step.name,
-                EntryStatus.FAILED,
-                None,
-                error,
-                attempt,
-                started,
-                time.time(),
-                site,
-            )
-        )
-        raise StepFailed(step.name, error, attempt) from exc
+        return steps.step_plan(self, step, args, kwargs, seq, entry, site)
 
 
 def activate(ctx: RunContext | None) -> Any:
     """Make ``ctx`` the current run; returns a token for :func:`deactivate`."""
-    return _current.set(ctx), _owning.set(ctx)
+    return running.workflow_run.set(ctx), running.owning_run.set(ctx)
 
 
 def deactivate(token: Any) -> None:
-    _current.reset(token[0])
-    _owning.reset(token[1])
+    running.workflow_run.reset(token[0])
+    running.owning_run.reset(token[1])

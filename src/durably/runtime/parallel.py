@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from durably.context import RunContext, Suspend, current
 from durably.errors import LeaseLost
-from durably.plans import Plan, drive_async, drive_sync
 from durably.registry import Step
+from durably.runtime.context import RunContext, current
+from durably.runtime.effects import Plan, drive_async, drive_sync
+from durably.runtime.unwinding import Suspend
 
 T = TypeVar("T")
 R = TypeVar("R")

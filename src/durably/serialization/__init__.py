@@ -20,8 +20,8 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from durably.conversion import Conv, converter, fit, is_pydantic, restore, type_hints
 from durably.errors import SerializationError
+from durably.serialization.convert import Conv, converter, fit, is_pydantic, restore, type_hints
 
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
 

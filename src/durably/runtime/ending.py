@@ -7,22 +7,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from durably import crashpoints
-from durably.context import ContinueAsNew, RunContext, Suspend
 from durably.errors import ErrorInfo, LeaseLost, SerializationError, WorkflowCancelled
-from durably.records import Claim, NewRun, RunStatus, new_run_id
+from durably.records import Claim, NewRun, RunRow, RunStatus, new_run_id
+from durably.runtime.context import RunContext
+from durably.runtime.unwinding import ContinueAsNew, Suspend
 from durably.serialization import dumps, encode_call
+from durably.stores.base import Transaction
 
 
 @dataclass(frozen=True, slots=True)
 class Conclusion:
     """The final write of one execution, and what follows once it committed."""
 
-    op: Callable[[Any], Any]
+    op: Callable[[Transaction], Any]
     status: RunStatus
     wake_at: float | None = None
     then: Callable[[Any], None] | None = None
     #: The result's JSON text when the run completed (not when it continued as new).
     output: str | None = None
+    error: ErrorInfo | None = None
 
 
 def conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conclusion | None:
@@ -76,7 +79,7 @@ def _finish(
     store, lease = ctx.store, ctx.lease
     parent = ctx.run.parent_id
     write = ctx.fenced(lambda tx: store.finish_run(tx, lease, status, output, error, None, parent))
-    return Conclusion(write.op, status, output=output)
+    return Conclusion(write.op, status, output=output, error=error)
 
 
 def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
@@ -102,7 +105,12 @@ def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
         lease=host.lease if host is not None else 0.0,
     )
     store, lease = ctx.store, ctx.lease
-    write = ctx.fenced(lambda tx: store.continue_run(tx, lease, successor))
+
+    def continue_run(tx: Transaction) -> tuple[RunRow, bool]:
+        store.finish_run(tx, lease, RunStatus.COMPLETED, None, None, successor.run_id)
+        return store.create_run(tx, successor)
+
+    write = ctx.fenced(continue_run)
 
     def dispatch(created: tuple[Any, bool]) -> None:
         row, new = created

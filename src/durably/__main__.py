@@ -1,0 +1,5 @@
+"""``python -m durably``: the ``durably`` command."""
+
+from durably.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""``python -m durably.cli``: the ``durably`` command."""
+
+from durably.cli import main
+
+main()

@@ -1,0 +1,183 @@
+"""The step loop: a step answered from the journal, or run, retried and checkpointed.
+
+A recorded step returns its recorded result (or raises its recorded failure)
+without running. Otherwise its body runs; each attempt's failure goes through
+the step's retry policy. A short backoff is slept in place; a long one frees the
+worker (the run is rescheduled through the claim path, the attempts so far
+recorded). The result is checkpointed in one write, and the step returns what
+replay would return, so first execution and replay agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from durably import crashpoints
+from durably.clock import Clock
+from durably.errors import ErrorInfo, SerializationError, StepFailed
+from durably.hooks import Hooks, StepFinished, StepStarted, emit
+from durably.records import EntryStatus, JournalEntry, RunStatus
+from durably.registry import Step
+from durably.retry import RESIDENT_DELAY
+from durably.runtime.effects import Invoke, Plan, Sleep, Write
+from durably.runtime.unwinding import Suspend
+from durably.serialization import dumps, loads
+
+_JSON_SCALARS = frozenset({int, str, bool, type(None)})
+
+
+class Scope(Protocol):
+    """What the step loop needs from the run it executes in."""
+
+    run_id: str
+    workflow_name: str
+    clock: Clock
+    hooks: Hooks
+    #: The step executing now and since when (monotonic), published by the heartbeat.
+    current_step: str | None
+    step_since: float
+
+    def gate(self) -> None: ...
+    def now(self) -> float: ...
+    def write_entry(self, entry: JournalEntry) -> Write: ...
+
+
+def step_plan(
+    scope: Scope,
+    step: Step[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    seq: int,
+    entry: JournalEntry | None,
+    site: str,
+) -> Plan[Any]:
+    """Replay or run ``step`` at journal position ``seq`` (``entry``: what is recorded there)."""
+    what = f"result of step {step.name!r} in run {scope.run_id}"
+    if entry is not None and entry.status is EntryStatus.COMPLETED:
+        return loads(entry.output, step.result_hint, what=what)
+    if entry is not None and entry.status is EntryStatus.FAILED:
+        assert entry.error is not None
+        raise StepFailed(step.name, entry.error, entry.attempts)
+    scope.gate()
+    clock, hooks = scope.clock, scope.hooks
+    attempt = entry.attempts if entry is not None else 0
+    started = entry.started_at if entry is not None and entry.started_at else clock.time()
+    while True:
+        attempt += 1
+        scope.current_step, scope.step_since = step.name, clock.monotonic()
+        if hooks.step_started:
+            emit(hooks.step_started, _started(scope, step, seq, attempt))
+        crashpoints.hit("step.before_body")
+        try:
+            result = yield Invoke(step.fn, args, kwargs, step.timeout, step.name, step.is_async)
+            took = _took(scope)
+            crashpoints.hit("step.after_body")
+            text = dumps(result, what=what)
+        except SerializationError as exc:
+            failed = yield from _fail(scope, step, seq, site, started, attempt, exc, _took(scope))
+            raise failed from exc
+        except Exception as exc:
+            took = _took(scope)
+            delay = step.policy.next_delay(attempt, exc)
+            if delay is None:
+                failed = yield from _fail(scope, step, seq, site, started, attempt, exc, took)
+                raise failed from exc
+            error = ErrorInfo.from_exception(exc)
+            if hooks.step_finished:
+                event = _finished(scope, step, seq, attempt, "retrying", took, error)
+                emit(hooks.step_finished, event)
+            if delay > RESIDENT_DELAY:  # free the worker; the claim path brings it back
+                retrying = JournalEntry(
+                    seq,
+                    "step",
+                    step.name,
+                    EntryStatus.RETRYING,
+                    None,
+                    error,
+                    attempt,
+                    started,
+                    None,
+                    site,
+                )
+                raise Suspend(RunStatus.PENDING, scope.now() + delay, (retrying,)) from exc
+            yield Sleep(delay)  # a short backoff stays resident
+            continue
+        finally:
+            scope.current_step = None
+        yield scope.write_entry(
+            JournalEntry(
+                seq,
+                "step",
+                step.name,
+                EntryStatus.COMPLETED,
+                text,
+                None,
+                attempt,
+                started,
+                clock.time(),
+                site,
+            )
+        )
+        crashpoints.hit("step.after_checkpoint")
+        if hooks.step_finished:
+            emit(hooks.step_finished, _finished(scope, step, seq, attempt, "completed", took))
+        # Return what replay would return, so first run and replay agree.
+        hint = step.result_hint
+        if type(result) in _JSON_SCALARS and (hint is Any or hint is type(result)):
+            return result  # decoding its JSON would give back the same value
+        return loads(text, hint, what=what)
+
+
+def _fail(
+    scope: Scope,
+    step: Step[Any, Any],
+    seq: int,
+    site: str,
+    started: float,
+    attempt: int,
+    exc: Exception,
+    took: float,
+) -> Plan[StepFailed]:
+    """Record the step's failure; returns the error the workflow sees."""
+    error = ErrorInfo.from_exception(exc)
+    yield scope.write_entry(
+        JournalEntry(
+            seq,
+            "step",
+            step.name,
+            EntryStatus.FAILED,
+            None,
+            error,
+            attempt,
+            started,
+            scope.clock.time(),
+            site,
+        )
+    )
+    if scope.hooks.step_finished:
+        event = _finished(scope, step, seq, attempt, "failed", took, error)
+        emit(scope.hooks.step_finished, event)
+    return StepFailed(step.name, error, attempt)
+
+
+def _started(scope: Scope, step: Step[Any, Any], seq: int, attempt: int) -> StepStarted:
+    return StepStarted(scope.run_id, scope.workflow_name, step.name, seq, attempt)
+
+
+def _took(scope: Scope) -> float:
+    """How long the body ran, when someone listens (a clock read spared otherwise)."""
+    return scope.clock.monotonic() - scope.step_since if scope.hooks.step_finished else 0.0
+
+
+def _finished(
+    scope: Scope,
+    step: Step[Any, Any],
+    seq: int,
+    attempt: int,
+    status: str,
+    seconds: float,
+    error: ErrorInfo | None = None,
+) -> StepFinished:
+    return StepFinished(
+        scope.run_id, scope.workflow_name, step.name, seq, attempt, status, seconds, error
+    )

@@ -1,0 +1,85 @@
+"""SQL of what passes between runs and the outside: signals, events, links, cancels.
+
+Multi-statement operations write their fenced statement first, so a
+``LeaseLost`` leaves nothing behind in the batch's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from durably.errors import ErrorInfo, InvalidRunState
+from durably.records import JournalEntry, Lease, RunRow, RunStatus
+from durably.stores.base import Transaction
+from durably.stores.sql.rows import RUN_COLUMNS, error_text, run_from_row
+from durably.stores.sql.statements import execute
+
+_DONE = tuple(s.value for s in RunStatus if s.terminal)
+
+
+class MessageSql:
+    """Mixed into :class:`~durably.stores.sql.store.SqlStore`."""
+
+    if TYPE_CHECKING:  # provided by SqlStore
+
+        def sql(self, name: str, **parts: str) -> str: ...
+        def inline(self, statement: str) -> str: ...
+        def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]: ...
+        def _status(self, tx: Transaction, run_id: str) -> str: ...
+        def append_entry(self, tx: Transaction, lease: Lease, entry: JournalEntry) -> None: ...
+
+    # -- signals -----------------------------------------------------------------
+    def send_signal(self, tx: Transaction, run_id: str, name: str, payload: str, key: str) -> None:
+        status = self._status(tx, run_id)
+        if status in _DONE:
+            raise InvalidRunState(f"run {run_id} is {status}; signals go only to runs not ended")
+        execute(tx, self.sql("queue_signal"), (run_id, name, payload, key))
+        execute(tx, self.sql("wake"), (run_id,))
+
+    def take_signal(self, tx: Transaction, lease: Lease, entry: JournalEntry) -> str | None:
+        rows = execute(
+            tx, self.sql("next_signal"), (lease.run_id, entry.name, entry.seq)
+        ).fetchall()
+        if not rows:
+            return None
+        signal_id, payload = rows[0]
+        self.append_entry(tx, lease, replace(entry, output=payload))
+        execute(tx, self.sql("consume_signal"), (entry.seq, signal_id))
+        return str(payload)
+
+    # -- events ------------------------------------------------------------------
+    def set_event(self, tx: Transaction, lease: Lease, entry: JournalEntry, value: str) -> None:
+        self.append_entry(tx, lease, entry)
+        execute(tx, self.sql("publish_event"), (lease.run_id, entry.name, value))
+
+    def get_event(self, run_id: str, key: str) -> tuple[bool, str | None]:
+        statement = self.inline("SELECT value FROM events WHERE run_id = ? AND key = ?")
+        rows = self._read(statement, (run_id, key))
+        return (True, rows[0][0]) if rows else (False, None)
+
+    # -- continue-as-new chains ------------------------------------------------------
+    def last_link(self, tx: Transaction, run_id: str) -> RunRow | None:
+        statement = self.inline(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?")
+        while True:
+            rows = execute(tx, statement, (run_id,)).fetchall()
+            row = run_from_row(rows[0]) if rows else None
+            if row is None or row.continued_to is None:
+                return row
+            run_id = row.continued_to
+
+    # -- cancellation --------------------------------------------------------------
+    def cancel_run(self, tx: Transaction, run_id: str, reason: str) -> bool:
+        status = self._status(tx, run_id)
+        if status == RunStatus.CANCELLED.value:
+            return False
+        if status in _DONE:
+            raise InvalidRunState(f"run {run_id} is {status}; it can no longer be cancelled")
+        error = error_text(ErrorInfo("WorkflowCancelled", reason))
+        execute(tx, self.sql("cancel_tree"), (run_id, error))
+        return True
+
+    def cancel_requests(self, owner: str) -> list[str]:
+        statement = self.inline("SELECT run_id FROM runs WHERE owner = ? AND cancel_requested = 1")
+        return [r[0] for r in self._read(statement, (owner,))]

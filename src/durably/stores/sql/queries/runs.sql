@@ -1,0 +1,79 @@
+-- Runs and their journals: creating, fencing, suspending, finishing, leases.
+
+-- name: create_run
+-- Claimed at once when an owner is given (the in-process fast path).
+INSERT INTO runs (run_id, workflow, status, input, queue, priority,
+    idempotency_key, parent_id, root_id, partition_key, owner, epoch, lease_until,
+    available_at, attempts, started_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?,
+    COALESCE((SELECT root_id FROM runs WHERE run_id = ?), ?), ?, ?, ?,
+    durably_now() + ?, durably_now() + ?, ?,
+    CASE WHEN ? THEN durably_now() END, durably_now(), durably_now())
+ON CONFLICT DO NOTHING
+
+-- name: existing_runs
+SELECT {run_columns} FROM runs WHERE run_id = ? OR idempotency_key = ?
+
+-- name: append_entry
+-- Written only while the lease holds; a retried position overwrites its entry.
+INSERT INTO journal (run_id, seq, kind, name, status, output, error, attempts,
+    started_at, finished_at, call_site)
+SELECT ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?,
+    CAST(? AS DOUBLE PRECISION), CAST(? AS DOUBLE PRECISION), ?
+WHERE EXISTS (SELECT 1 FROM runs WHERE {fence})
+ON CONFLICT (run_id, seq) DO UPDATE SET status = excluded.status,
+    output = excluded.output, error = excluded.error,
+    attempts = excluded.attempts, finished_at = excluded.finished_at
+
+-- name: set_progress
+-- Only while running: a late progress write must not touch a run that moved on.
+UPDATE runs SET current_step = ?, updated_at = durably_now()
+WHERE {fence} AND status = 'running'
+
+-- name: suspend_run
+-- A cancel, or a wake-up for a wait (signal, child) that came while the run was
+-- executing, makes it runnable at once instead of parking it.
+UPDATE runs SET status = ?,
+    available_at = CASE WHEN cancel_requested = 1 OR (wake_pending = 1 AND ?)
+        THEN durably_now() ELSE ? END,
+    wake_pending = 0, owner = NULL, lease_until = NULL, current_step = NULL,
+    updated_at = durably_now()
+WHERE {fence}
+
+-- name: finish_run
+UPDATE runs SET status = ?, output = ?, error = ?, continued_to = ?,
+    available_at = NULL, owner = NULL, lease_until = NULL, current_step = NULL,
+    updated_at = durably_now()
+WHERE {fence}
+
+-- name: wake
+{wake} WHERE run_id = ?
+
+-- name: drop_failed_entry
+DELETE FROM journal WHERE run_id = ? AND status = 'failed'
+    AND seq = (SELECT MAX(seq) FROM journal WHERE run_id = ?)
+
+-- name: make_runnable
+UPDATE runs SET status = 'pending', error = NULL, available_at = durably_now(),
+    updated_at = durably_now()
+WHERE run_id = ?
+
+-- name: release_owner
+-- Runs that were running become pending; parked ones keep their status and timer.
+UPDATE runs SET owner = NULL, lease_until = NULL, epoch = epoch + 1,
+    status = CASE WHEN status = 'running' THEN 'pending' ELSE status END,
+    available_at = COALESCE(available_at, durably_now())
+WHERE owner = ?
+
+-- name: release_run
+UPDATE runs SET owner = NULL, lease_until = NULL, epoch = epoch + 1,
+    status = CASE WHEN status = 'running' THEN 'pending' ELSE status END,
+    current_step = NULL, available_at = COALESCE(available_at, durably_now())
+WHERE {fence}
+
+-- name: renew_leases
+UPDATE runs SET lease_until = durably_now() + ? WHERE owner = ? AND run_id IN ({ids})
+
+-- name: next_wakeup
+SELECT MIN(available_at) FROM runs
+WHERE available_at IS NOT NULL AND owner IS NULL AND workflow IN ({workflows})

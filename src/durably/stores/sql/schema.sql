@@ -1,0 +1,71 @@
+-- The whole schema at its newest version, for a fresh install. Upgrades apply
+-- migrations/*.sql instead; a test checks from the database catalog that both
+-- give the same schema.
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    current_step TEXT,
+    queue TEXT NOT NULL DEFAULT 'default',
+    priority INTEGER NOT NULL DEFAULT 0,
+    idempotency_key TEXT,
+    parent_id TEXT,
+    root_id TEXT,
+    owner TEXT,
+    epoch BIGINT NOT NULL DEFAULT 0,
+    lease_until DOUBLE PRECISION,
+    available_at DOUBLE PRECISION,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    wake_pending INTEGER NOT NULL DEFAULT 0,
+    continued_to TEXT,
+    partition_key TEXT,
+    started_at DOUBLE PRECISION
+);
+CREATE UNIQUE INDEX runs_idempotency ON runs (idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX runs_ready ON runs (available_at) WHERE available_at IS NOT NULL;
+CREATE INDEX runs_owner ON runs (owner) WHERE owner IS NOT NULL;
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_parent ON runs (parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX runs_queue_started ON runs (queue, started_at) WHERE started_at IS NOT NULL;
+
+CREATE TABLE journal (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    call_site TEXT,
+    PRIMARY KEY (run_id, seq)
+){without_rowid};
+
+CREATE TABLE signals (
+    id {serial},
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    payload TEXT,
+    created_at DOUBLE PRECISION NOT NULL,
+    consumed_seq INTEGER,
+    send_key TEXT
+);
+CREATE INDEX signals_mailbox ON signals (run_id, name, id) WHERE consumed_seq IS NULL;
+CREATE UNIQUE INDEX signals_send_key ON signals (send_key) WHERE send_key IS NOT NULL;
+
+CREATE TABLE events (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
