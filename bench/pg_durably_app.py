@@ -17,11 +17,11 @@ from pathlib import Path
 import pg_common
 
 import durably
-import durably.executor
+import durably.worker.claimer
 
 if os.environ.get("PG_BENCH_HOSTNAME"):
     # Lease owners are "host:pid:nonce"; a peer checks the pid only when the host is its own.
-    durably.executor.HOST = os.environ["PG_BENCH_HOSTNAME"]
+    durably.worker.claimer.HOST = os.environ["PG_BENCH_HOSTNAME"]
 
 MARKS = Path(os.environ["PG_BENCH_MARKS"])
 

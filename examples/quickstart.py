@@ -49,7 +49,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
         durably.Engine(os.path.join(tmp, "orders.db")) as engine,
     ):
-        run = engine.start_workflow(checkout, "o-1", 1999, idempotency_key="o-1")
+        run = engine.with_options(idempotency_key="o-1").start_workflow(checkout, "o-1", 1999)
         print(f"result: {run.result(timeout=60)}")
         print("journal:")
         for entry in engine.steps(run.run_id):

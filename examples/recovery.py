@@ -49,14 +49,14 @@ def main() -> None:
         durably.Engine(os.path.join(tmp, "billing.db")) as engine,
     ):
         print("1. start the run, keyed by the business operation it performs")
-        run = engine.start_workflow(bill, "acme", 4200, idempotency_key=KEY)
+        run = engine.with_options(idempotency_key=KEY).start_workflow(bill, "acme", 4200)
         try:
             run.result(timeout=30)
         except durably.WorkflowFailed as failure:
             print(f"   run {run.run_id} failed: {failure.error_message}")
 
         print("2. start it again with the same key: the same run, nothing runs twice")
-        again = engine.start_workflow(bill, "acme", 4200, idempotency_key=KEY)
+        again = engine.with_options(idempotency_key=KEY).start_workflow(bill, "acme", 4200)
         print(f"   same run: {again.run_id == run.run_id}, status {again.status().value}")
 
         print("3. fix the cause, then retry the failed run from its last checkpoint")

@@ -1,35 +1,27 @@
-"""Shared fixtures: every engine test runs against each backend (the contract suite)."""
+"""The test tiers, by folder (each test gets its tier's marker, so ``-m`` selects too).
+
+- ``tests/unit``: no I/O at all; what ``pytest`` runs with no arguments (seconds).
+- ``tests/integration`` and ``tests/stores``: real SQLite files and a real PostgreSQL.
+- ``tests/acceptance``: real worker processes, killed with SIGKILL and restarted.
+
+``pytest tests`` runs every tier (what CI runs).
+"""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
+from pathlib import Path
 
-import psycopg
 import pytest
 
-import durably
-
-#: The PostgreSQL of the test machine (README: Tests); each test gets its own schema.
-POSTGRES_URL = os.environ.get("DURABLY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1/test")
-BACKENDS = ["sqlite", "postgres"]
+TIERS = {"unit": "unit", "integration": "integration", "stores": "integration"}
+HERE = Path(__file__).parent
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> Iterator[str]:
-    """A fresh, empty store of each backend."""
-    if request.param == "sqlite":
-        yield os.path.join(tmp_path, "durably.db")
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES_URL}?schema={schema}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = Path(item.path).relative_to(HERE).parts[0]
+        item.add_marker(getattr(pytest.mark, TIERS.get(folder, "acceptance")))
 
 
-@pytest.fixture
-def engine(store_url: str) -> Iterator[durably.Engine]:
-    """A launched engine on a fresh store, polling fast so cross-run waits are short."""
-    with durably.Engine(store_url, poll_interval=0.05, shutdown_grace=2) as eng:
-        yield eng
+def pytest_report_header(config: pytest.Config) -> str:
+    return "tiers: tests/unit (the default), tests/integration, tests/stores, tests/acceptance"

@@ -138,7 +138,7 @@ def w3(args: Any) -> dict[str, Any]:
     started = time.perf_counter()
     with engine(args) as eng:  # in the recover role, this resumes the run by itself
         if args.role == "crash":
-            eng.start_workflow(five, run_id="w3")
+            eng.with_options(run_id="w3").start_workflow(five)
             time.sleep(common.W3_HANG)  # killed before this ends
         common.wait_until(
             lambda: eng.get_run("w3").status == durably.RunStatus.COMPLETED, 110, "recovery"

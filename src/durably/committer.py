@@ -45,10 +45,10 @@ LINGER = 0.0001
 class Committer:
     """Batches write operations for one store."""
 
-    def __init__(self, store: Store, hooks: Hooks, clock: Clock) -> None:
+    def __init__(self, store: Store, hooks: Hooks | None = None) -> None:
         self.store = store
-        self.hooks = hooks
-        self.clock = clock
+        self.hooks = Hooks() if hooks is None else hooks
+        self.clock: Clock = store.clock
         #: Writes in one transaction at most (a store of small transactions says so).
         self.max_batch = store.max_batch
         self._queue: list[tuple[Op, Done]] = []

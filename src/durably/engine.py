@@ -80,7 +80,7 @@ class Engine(Starter):
         #: Subscribers of the engine's events (logs, metrics, traces): see durably.hooks.
         self.hooks = Hooks()
         self.clock = self.store.clock
-        self.committer = Committer(self.store, self.hooks, self.clock)
+        self.committer = Committer(self.store, self.hooks)
         self._executor: Executor | None = None
         self.watchers = Watchers()
         self._unlisten: Callable[[], None] | None = None

@@ -217,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     try:
         if not args.queued:
             engine.launch()  # the in-process fast path: created already claimed
-        handle = engine.start_workflow(wf, args.run_id, args.seed, run_id=args.run_id)
+        handle = engine.with_options(run_id=args.run_id).start_workflow(wf, args.run_id, args.seed)
         record(args.run_id, "__started__")
         if args.signal:
             _signal(engine, args.run_id)
@@ -242,7 +242,9 @@ def cmd_recover(args: argparse.Namespace) -> None:
             handle = engine.handle(args.run_id)
             existed = True
         except durably.RunNotFound:  # the first process died before the row committed
-            handle = engine.start_workflow(wf, args.run_id, args.seed, run_id=args.run_id)
+            handle = engine.with_options(run_id=args.run_id).start_workflow(
+                wf, args.run_id, args.seed
+            )
             existed = False
         if args.signal:
             _signal(engine, args.run_id)
@@ -277,7 +279,7 @@ def cmd_batch(args: argparse.Namespace) -> None:
         handles = []
         for i in range(args.count):
             run = f"{args.prefix}-{i}"
-            handles.append(engine.start_workflow(wf, run, seed_of(run), run_id=run))
+            handles.append(engine.with_options(run_id=run).start_workflow(wf, run, seed_of(run)))
             record(run, "__started__")
         if args.queued:
             engine.launch()
@@ -299,9 +301,11 @@ def cmd_race(args: argparse.Namespace) -> None:
         for spec in args.specs:
             kind, _, tag = spec.partition(":")
             if kind == "id":
-                handles[tag] = engine.start_workflow(wf, tag, seed_of(tag), run_id=tag)
+                handles[tag] = engine.with_options(run_id=tag).start_workflow(wf, tag, seed_of(tag))
             else:
-                handles[tag] = engine.start_workflow(wf, tag, seed_of(tag), idempotency_key=tag)
+                handles[tag] = engine.with_options(idempotency_key=tag).start_workflow(
+                    wf, tag, seed_of(tag)
+                )
         if args.queued:
             engine.launch()
         outputs = {tag: [h.run_id, h.result(timeout=args.timeout)] for tag, h in handles.items()}
@@ -344,7 +348,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
             report["read_output"] = run.output
             _attempt(
                 "write",
-                lambda: engine.start_workflow(sync5, "probe", 1, run_id="probe-run"),
+                lambda: engine.with_options(run_id="probe-run").start_workflow(sync5, "probe", 1),
                 report,
             )
         finally:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import durably
-import durably.executor
+import durably.worker.claimer
 
 _true_time = time.time  # the effect log's clock, immune to PGT_SKEW
 
@@ -44,7 +44,7 @@ if SKEW:
     time.time = lambda: _true_time() + SKEW  # durably reads time.time at each call
 
 if os.environ.get("PGT_HOST"):
-    durably.executor.HOST = os.environ["PGT_HOST"]  # read when an executor is launched
+    durably.worker.claimer.HOST = os.environ["PGT_HOST"]  # read when an executor is launched
 
 EFFECTS = os.environ.get("PGT_EFFECTS")
 CHAIN_STEPS = 5  # the chain workflows run up to this many steps
@@ -221,7 +221,7 @@ def _log_recoveries() -> None:
     """Show which mechanism recovered a dead worker's runs (pid check vs. lease expiry)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(created).6f %(name)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("durably.executor")
+    logger = logging.getLogger("durably.worker")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
 
@@ -247,7 +247,8 @@ def cmd_race(args: argparse.Namespace) -> None:
     (Path(args.barrier).parent / f"ready-{os.getpid()}").touch()
     _wait_for(Path(args.barrier), 60)
     handles = [
-        launched.start_workflow(chain, run_id, [5, 5, 5], run_id=run_id) for run_id in args.ids
+        launched.with_options(run_id=run_id).start_workflow(chain, run_id, [5, 5, 5])
+        for run_id in args.ids
     ]
     outputs = {h.run_id: h.result(timeout=args.timeout) for h in handles}
     engine.close()

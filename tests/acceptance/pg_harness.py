@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 import durably
-from tests.conftest import POSTGRES_URL
+from tests.postgres import URL as POSTGRES_URL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.acceptance.pg_app:engine"

@@ -35,7 +35,7 @@ APP = textwrap.dedent(
         with durably.Engine(sys.argv[1], poll_interval=0.05) as engine:
             # A crash may come before the start committed: starting again with
             # the same run id is how a caller recovers, and never runs it twice.
-            handle = engine.start_workflow(chain, 0, 5, run_id="chain")
+            handle = engine.with_options(run_id="chain").start_workflow(chain, 0, 5)
             print(handle.result(timeout=30))
     """
 )

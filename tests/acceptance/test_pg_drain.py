@@ -41,7 +41,7 @@ def test_sigterm_finishes_the_step_and_releases_the_run(
     leaving = Worker(schema, name="leaving", **settings).wait_ready()
     workers.append(leaving)
     with schema.client() as client:
-        client.start_workflow("pg.long", RUN, STEP_SECONDS, 3, run_id=RUN)
+        client.with_options(run_id=RUN).start_workflow("pg.long", RUN, STEP_SECONDS, 3)
         wait_until(lambda: _in_step(schema, leaving), 15, "the worker to enter the long step")
         peer = Worker(schema, name="peer", **settings).wait_ready()
         workers.append(peer)
@@ -84,7 +84,7 @@ def _outlast_the_grace(
     leaving = Worker(schema, name="leaving", **settings).wait_ready()
     workers.append(leaving)
     with schema.client() as client:
-        client.start_workflow("pg.long", RUN, step, 1, run_id=RUN)
+        client.with_options(run_id=RUN).start_workflow("pg.long", RUN, step, 1)
         wait_until(lambda: _in_step(schema, leaving), 15, "the worker to enter the long step")
         peer = Worker(schema, name="peer", **settings).wait_ready()
         workers.append(peer)

@@ -31,7 +31,7 @@ from tests.acceptance.pg_harness import (
     terminate_workers,
     wait_all_terminal,
 )
-from tests.conftest import POSTGRES_URL
+from tests.postgres import URL as POSTGRES_URL
 
 pytest_plugins = ("tests.acceptance.pg_fixtures",)
 pytestmark = needs_postgres
@@ -57,7 +57,7 @@ def _plan(
 def _start(schema: Schema, plan: dict[str, tuple[str, list[int]]], seconds: float) -> None:
     with schema.client() as client:
         for run_id, (workflow, delays) in plan.items():
-            client.start_workflow(workflow, run_id, delays, run_id=run_id)
+            client.with_options(run_id=run_id).start_workflow(workflow, run_id, delays)
             time.sleep(seconds / len(plan))
 
 

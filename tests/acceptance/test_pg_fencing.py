@@ -43,7 +43,7 @@ def test_a_paused_lease_holder_cannot_commit(schema: Schema, workers: list[Worke
     first = Worker(schema, name="stopped", **settings).wait_ready()
     workers.append(first)
     with schema.client() as client:
-        client.start_workflow("pg.long", RUN, STEP_SECONDS, 2, run_id=RUN)
+        client.with_options(run_id=RUN).start_workflow("pg.long", RUN, STEP_SECONDS, 2)
         wait_until(
             lambda: any(e.pid == first.pid for e in read_effects(schema.effects)),
             15,

@@ -42,7 +42,7 @@ def test_a_starving_step_keeps_its_lease(
     workers.append(holder)
     run_id = f"starve-{step}"
     with schema.client() as client:
-        client.start_workflow(workflow, run_id, STARVE, run_id=run_id)
+        client.with_options(run_id=run_id).start_workflow(workflow, run_id, STARVE)
         wait_until(
             lambda: any(e.pid == holder.pid for e in read_effects(schema.effects)),
             15,

@@ -31,7 +31,7 @@ from tests.acceptance.pg_harness import (
     worker_env,
 )
 from tests.acceptance.pg_proxy import CommitAckDropper
-from tests.conftest import POSTGRES_URL
+from tests.postgres import URL as POSTGRES_URL
 
 pytest_plugins = ("tests.acceptance.pg_fixtures",)
 pytestmark = needs_postgres
@@ -93,7 +93,7 @@ def test_a_lost_commit_answer_is_retried_idempotently(
     with schema.client() as client:
         if not when_running:
             proxy.arm(*fragments)
-        client.start_workflow(workflow, site, *args, run_id=site)
+        client.with_options(run_id=site).start_workflow(workflow, site, *args)
         if when_running:
             wait_until(lambda: read_effects(schema.effects), 10, "the run to execute")
             proxy.arm(*fragments)

@@ -62,7 +62,7 @@ def _start_runs(schema: Schema, plan: dict[str, tuple[str, list[int]]], errors: 
         with schema.client() as client:
             pause = START_SECONDS / len(plan)
             for run_id, (workflow, delays) in plan.items():
-                client.start_workflow(workflow, run_id, delays, run_id=run_id)
+                client.with_options(run_id=run_id).start_workflow(workflow, run_id, delays)
                 time.sleep(pause)
     except Exception as exc:  # reported by the test thread
         errors.append(repr(exc))

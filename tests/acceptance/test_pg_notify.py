@@ -32,7 +32,7 @@ def test_result_returns_promptly_when_a_worker_elsewhere_finishes(
             return time.time()
 
         for run_id in ids:
-            client.start_workflow("pg.work", run_id, STEP_MS, run_id=run_id)
+            client.with_options(run_id=run_id).start_workflow("pg.work", run_id, STEP_MS)
         with ThreadPoolExecutor(RUNS) as pool:
             returned = dict(zip(ids, pool.map(wait_for, ids), strict=True))
     wait_all_terminal(schema, ids, timeout=5)

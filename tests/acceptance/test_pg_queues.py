@@ -56,7 +56,9 @@ def test_global_concurrency_holds_across_workers(schema: Schema, workers: list[W
     ids = [f"conc-{i}" for i in range(24)]
     with schema.client() as client:
         for run_id in ids:
-            client.start_workflow("pg.work", run_id, 300, run_id=run_id, queue="pg_conc")
+            client.with_options(run_id=run_id, queue="pg_conc").start_workflow(
+                "pg.work", run_id, 300
+            )
     wait_all_terminal(schema, ids, timeout=40)
     spans = _intervals(schema)
     peak = max_overlap((s, e) for s, e, _ in spans.values())
@@ -74,8 +76,8 @@ def test_partition_concurrency_is_one_per_key(schema: Schema, workers: list[Work
     keys = {f"part-{k}-{i}": f"customer-{k}" for k in range(3) for i in range(5)}
     with schema.client() as client:
         for run_id, key in keys.items():
-            client.start_workflow(
-                "pg.work", run_id, 200, run_id=run_id, queue="pg_part", partition_key=key
+            client.with_options(run_id=run_id, queue="pg_part", partition_key=key).start_workflow(
+                "pg.work", run_id, 200
             )
     wait_all_terminal(schema, keys, timeout=40)
     spans = _intervals(schema)
@@ -94,7 +96,9 @@ def test_rate_limit_holds_across_workers(schema: Schema, workers: list[Worker]) 
     ids = [f"rate-{i}" for i in range(20)]
     with schema.client() as client:
         for run_id in ids:
-            client.start_workflow("pg.work", run_id, 10, run_id=run_id, queue="pg_rate")
+            client.with_options(run_id=run_id, queue="pg_rate").start_workflow(
+                "pg.work", run_id, 10
+            )
     wait_all_terminal(schema, ids, timeout=40)
     starts = sorted(r[0] for r in schema.query("SELECT started_at FROM runs"))
     # The database's own start times: at most 5 in any window of 1 s (minus the few ms
@@ -124,7 +128,7 @@ def test_workers_take_only_their_queue_and_workflows(schema: Schema, workers: li
         for i in range(5):
             for workflow, queue in groups:
                 run_id = f"{workflow}-{queue}-{i}"
-                client.start_workflow(workflow, run_id, 20, run_id=run_id, queue=queue)
+                client.with_options(run_id=run_id, queue=queue).start_workflow(workflow, run_id, 20)
                 runs[run_id] = (workflow, queue)
         served = [r for r, g in runs.items() if groups[g]]
         wait_all_terminal(schema, served, timeout=30)
@@ -163,14 +167,14 @@ def test_a_worker_with_nothing_to_claim_does_not_spin(
     workers.append(watched.wait_ready())
     with schema.client() as client:
         if case == "other-queue":  # due, but in a queue the worker does not serve
-            client.start_workflow("pg.work", "elsewhere", 10, run_id="elsewhere")
+            client.with_options(run_id="elsewhere").start_workflow("pg.work", "elsewhere", 10)
         elif case == "clock-an-hour-fast":
-            client.start_workflow("pg.nap", "napping", 60.0, run_id="napping")
+            client.with_options(run_id="napping").start_workflow("pg.nap", "napping", 60.0)
             wait_until(lambda: schema.runs()["napping"]["status"] == "sleeping", 15, "a nap")
         else:  # 3 long runs fill the queue's 3 slots; 3 more are due and must wait
             for i in range(6):
-                client.start_workflow(
-                    "pg.work", f"full-{i}", 6000, run_id=f"full-{i}", queue="pg_conc"
+                client.with_options(run_id=f"full-{i}", queue="pg_conc").start_workflow(
+                    "pg.work", f"full-{i}", 6000
                 )
             wait_until(lambda: len(read_effects(schema.effects)) >= 3, 15, "3 runs to start")
         time.sleep(1.0)

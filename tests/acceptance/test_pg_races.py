@@ -107,7 +107,7 @@ def test_skewed_clocks_steal_no_live_lease(
     ).wait_ready()  # fmt: skip
     workers.append(holder)
     with schema.client() as client:
-        client.start_workflow("pg.long", "held", 3 * LEASE, 1, run_id="held")
+        client.with_options(run_id="held").start_workflow("pg.long", "held", 3 * LEASE, 1)
         wait_until(
             lambda: any(e.pid == holder.pid for e in read_effects(schema.effects)),
             15,
@@ -121,7 +121,9 @@ def test_skewed_clocks_steal_no_live_lease(
         for p in peers:
             p.wait_ready()
         handles = [
-            client.start_workflow("pg.chain", f"quick-{i}", [5, 5, 5], run_id=f"quick-{i}")
+            client.with_options(run_id=f"quick-{i}").start_workflow(
+                "pg.chain", f"quick-{i}", [5, 5, 5]
+            )
             for i in range(20)
         ]
         for h in handles:
@@ -148,7 +150,7 @@ def test_a_durable_sleep_lasts_its_duration_under_a_skewed_clock(
     sleeper = Worker(schema, name="skewed", host="h0", skew=skew, lease=LEASE, poll=POLL)
     workers.append(sleeper.wait_ready())
     with schema.client() as client:
-        client.start_workflow("pg.nap", "nap", nap, run_id="nap")
+        client.with_options(run_id="nap").start_workflow("pg.nap", "nap", nap)
         wait_until(lambda: read_effects(schema.effects), 15, "the first step")
         # A correct peer joins once the run sleeps: either may wake it.
         workers.append(Worker(schema, name="peer", host="h1", lease=LEASE, poll=POLL))

@@ -66,7 +66,7 @@ def _assert_run_intact(db: Path, output: list[int]) -> None:
         assert run.status is durably.RunStatus.COMPLETED
         assert run.output == output
         assert [s.name for s in engine.steps(RUN)] == list(app.STEP_NAMES)
-        handle = engine.start_workflow(app.sync5, "after", 3, run_id="after-fault")
+        handle = engine.with_options(run_id="after-fault").start_workflow(app.sync5, "after", 3)
         assert handle.result(timeout=10) == app.expected_output(3)
     assert integrity_check(db) == "ok"
 
@@ -205,7 +205,7 @@ def _fill(engine: durably.Engine) -> tuple[list[str], durably.StoreError]:
     for n in range(10_000):
         run_id = f"fill-{n}"
         try:
-            engine.start_workflow(app.sync3, run_id, 1, PAD, run_id=run_id)
+            engine.with_options(run_id=run_id).start_workflow(app.sync3, run_id, 1, PAD)
         except durably.StoreError as exc:
             return started, exc
         started.append(run_id)

@@ -206,7 +206,7 @@ class SQLiteStore(SqlStore):
         A current schema is only read (no write lock). Safe when many processes start
         at once: one applies, the others wait for its lock and find it done.
         """
-        if schema.plan(self._version(self._reader()), target) is None:
+        if schema.plan(self._retrying(lambda: self._version(self._reader())), target) is None:
             return
 
         def apply(tx: Transaction) -> None:

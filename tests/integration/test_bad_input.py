@@ -24,7 +24,7 @@ def echo(payload: object) -> object:
 
 
 def test_sql_looking_names_and_values_are_data(engine: durably.Engine) -> None:
-    handle = engine.start_workflow(sqlish, SQLISH, run_id=SQLISH + "run")
+    handle = engine.with_options(run_id=SQLISH + "run").start_workflow(sqlish, SQLISH)
     assert handle.result(timeout=10) == SQLISH
     assert engine.get_run(SQLISH + "run").workflow == SQLISH
     assert len(engine.list_runs(workflow=SQLISH)) == 1
@@ -60,7 +60,7 @@ def test_planted_pickle_is_never_executed(
     blob = pickle.dumps(Exploit(), protocol=0).decode("latin-1")  # ASCII: fits a text column
     engine.store.transact(
         lambda tx: tx.execute(
-            engine.store.sql("UPDATE runs SET output = ? WHERE run_id = ?"),  # type: ignore[attr-defined]
+            engine.store.inline("UPDATE runs SET output = ? WHERE run_id = ?"),  # type: ignore[attr-defined]
             (blob, handle.run_id),
         )
     )
@@ -109,7 +109,15 @@ def test_conflicting_workflow_name() -> None:
 )
 def test_bad_start_options(engine: durably.Engine, kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        engine.start_workflow(echo, 1, **kwargs)
+        engine.with_options(**kwargs).start_workflow(echo, 1)  # type: ignore[arg-type]
+    assert engine.list_runs() == []
+
+
+def test_a_start_option_given_as_an_argument_is_refused(engine: durably.Engine) -> None:
+    with pytest.raises(TypeError, match=r"'queue' is a start option.*with_options\(queue="):
+        engine.start_workflow(echo, 1, queue="billing")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="missing a required argument: 'payload'"):
+        engine.start_workflow(echo)  # type: ignore[call-arg]
     assert engine.list_runs() == []
 
 

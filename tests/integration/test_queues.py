@@ -57,7 +57,8 @@ def test_global_concurrency_holds_across_workers(two_workers: list[durably.Engin
     group = _group("global")
     a, b = two_workers
     handles = [
-        (a if i % 2 else b).start_workflow(job, group, 0.1, queue="q.global") for i in range(8)
+        (a if i % 2 else b).with_options(queue="q.global").start_workflow(job, group, 0.1)
+        for i in range(8)
     ]
     assert [h.result(timeout=20) for h in handles] == [group] * 8
     assert PEAK[group] == 2
@@ -65,7 +66,9 @@ def test_global_concurrency_holds_across_workers(two_workers: list[durably.Engin
 
 def test_worker_concurrency(engine: durably.Engine) -> None:
     group = _group("worker")
-    handles = [engine.start_workflow(job, group, 0.05, queue="q.worker") for _ in range(4)]
+    handles = [
+        engine.with_options(queue="q.worker").start_workflow(job, group, 0.05) for _ in range(4)
+    ]
     for handle in handles:
         handle.result(timeout=20)
     assert PEAK[group] == 1
@@ -75,9 +78,9 @@ def test_partition_keys(two_workers: list[durably.Engine]) -> None:
     group_a, group_b = _group("part-a"), _group("part-b")
     a, b = two_workers
     handles = [
-        (a if i % 2 else b).start_workflow(
-            job, group, 0.1, queue="q.partitioned", partition_key=group
-        )
+        (a if i % 2 else b)
+        .with_options(queue="q.partitioned", partition_key=group)
+        .start_workflow(job, group, 0.1)
         for i in range(4)
         for group in (group_a, group_b)
     ]
@@ -88,7 +91,7 @@ def test_partition_keys(two_workers: list[durably.Engine]) -> None:
 
 def test_rate_limit(engine: durably.Engine) -> None:
     group = _group("rated")
-    handles = [engine.start_workflow(job, group, 0, queue="q.rated") for _ in range(5)]
+    handles = [engine.with_options(queue="q.rated").start_workflow(job, group, 0) for _ in range(5)]
     for handle in handles:
         handle.result(timeout=20)
     starts = sorted(t for g, t in STARTS if g == group)
@@ -101,7 +104,7 @@ def test_priorities(store_url: str) -> None:
     client = durably.Engine(store_url, execute=False)
     try:
         handles = [
-            client.start_workflow(job, f"{group}-{p}", 0, queue="q.worker", priority=p)
+            client.with_options(queue="q.worker", priority=p).start_workflow(job, f"{group}-{p}", 0)
             for p in (1, 5, 3)
         ]
         with durably.Engine(store_url, poll_interval=0.05):
@@ -117,7 +120,7 @@ def test_workers_serve_only_their_queues_and_workflows(store_url: str) -> None:
     group = _group("routing")
     client = durably.Engine(store_url, execute=False)
     try:
-        routed = client.start_workflow(job, group, 0, queue="billing")
+        routed = client.with_options(queue="billing").start_workflow(job, group, 0)
         with durably.Engine(store_url, poll_interval=0.05, queues=["elsewhere"]):
             time.sleep(0.3)
             assert routed.status() is durably.RunStatus.PENDING
@@ -135,7 +138,7 @@ def test_client_starts_by_name_without_the_code(store_url: str) -> None:
     name = f"q.late.{time.monotonic_ns()}"
     client = durably.Engine(store_url, execute=False)
     try:
-        handle = client.start_workflow(name, 7, run_id="by-name")
+        handle = client.with_options(run_id="by-name").start_workflow(name, 7)
         assert client.get_run("by-name").workflow == name
         with durably.Engine(store_url, poll_interval=0.05) as worker:
             time.sleep(0.2)

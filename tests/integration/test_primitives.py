@@ -124,7 +124,7 @@ def receiver_raises() -> str:
 
 
 def test_signals_buffered_in_order_exactly_once(engine: durably.Engine) -> None:
-    handle = engine.start_workflow(receiver, 3, None, run_id="sig-1")
+    handle = engine.with_options(run_id="sig-1").start_workflow(receiver, 3, None)
     engine.send_signal("sig-1", "item", 1)
     engine.send_signal("sig-1", "item", {"two": 2})
     _wait_status(engine, "sig-1", RunStatus.WAITING)

@@ -11,7 +11,7 @@ import pytest
 
 import durably
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SRC = str(Path(durably.__file__).resolve().parent.parent)
 
 EXPECTED = {

@@ -90,12 +90,12 @@ def test_unknown_name_is_rejected_at_once(engine: durably.Engine) -> None:
 
 def test_same_run_id_or_key_never_runs_twice(engine: durably.Engine) -> None:
     CALLS.clear()
-    first = engine.start_workflow(sum_three, 10, 20, run_id="fixed-id")
-    again = engine.start_workflow(sum_three, 99, 99, run_id="fixed-id")
+    first = engine.with_options(run_id="fixed-id").start_workflow(sum_three, 10, 20)
+    again = engine.with_options(run_id="fixed-id").start_workflow(sum_three, 99, 99)
     assert again.run_id == first.run_id == "fixed-id"
     assert again.result(timeout=10) == 30
-    keyed = engine.start_workflow(sum_three, 1, 1, idempotency_key="order-7")
-    rekeyed = engine.start_workflow(sum_three, 1, 1, idempotency_key="order-7")
+    keyed = engine.with_options(idempotency_key="order-7").start_workflow(sum_three, 1, 1)
+    rekeyed = engine.with_options(idempotency_key="order-7").start_workflow(sum_three, 1, 1)
     assert keyed.run_id == rekeyed.run_id
     assert rekeyed.result(timeout=10) == 2
     assert len(engine.list_runs(workflow="t.sum")) == 2
@@ -410,9 +410,9 @@ def test_restarting_a_running_or_finishing_run_never_executes_it_again(
     CALLS.clear()
     ids = [f"again-{time.monotonic_ns()}-{i}" for i in range(40)]
     for i, run_id in enumerate(ids):
-        engine.start_workflow(sum_three, 1000 + i, 1, run_id=run_id)
+        engine.with_options(run_id=run_id).start_workflow(sum_three, 1000 + i, 1)
         for _ in range(3):  # while it runs, as it finishes, after it finished
-            engine.start_workflow(sum_three, 1000 + i, 1, run_id=run_id)
+            engine.with_options(run_id=run_id).start_workflow(sum_three, 1000 + i, 1)
     for run_id in ids:
         engine.handle(run_id).result(timeout=10)
     for i in range(40):

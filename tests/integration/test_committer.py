@@ -14,7 +14,7 @@ import pytest
 import durably
 from durably.committer import Committer
 from durably.errors import LeaseLost, StoreClosed
-from durably.plans import Plan, Write
+from durably.runtime.effects import Plan, Write
 from durably.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""Tools for testing with durably: the store contract (:mod:`durably.testing.contract`)."""

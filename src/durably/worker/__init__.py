@@ -1,0 +1,1 @@
+"""A worker: the executor that runs claimed runs, the claim loop, and the heartbeat."""

@@ -1,0 +1,73 @@
+"""Typed hooks: only the events a subscriber overrides are delivered, and a failing
+subscriber costs the engine nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from durably.hooks import BatchCommitted, Hooks, RunEnded, StepStarted, Subscriber, emit
+from durably.records import RunStatus
+
+
+class Steps(Subscriber):
+    def __init__(self) -> None:
+        self.seen: list[StepStarted] = []
+
+    def step_started(self, event: StepStarted) -> None:
+        self.seen.append(event)
+
+
+def test_only_overridden_events_are_subscribed() -> None:
+    hooks = Hooks()
+    assert not hooks.step_started and not hooks.run_ended
+    watcher = Steps()
+    unsubscribe = hooks.subscribe(watcher)
+    assert len(hooks.step_started) == 1
+    assert not hooks.run_ended and not hooks.batch_committed  # nothing built for these
+    event = StepStarted("r1", "wf", "charge", 0, 1)
+    emit(hooks.step_started, event)
+    assert watcher.seen == [event]
+    unsubscribe()
+    assert hooks.step_started == ()
+
+
+def test_a_failing_subscriber_is_logged_and_the_others_still_hear(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    heard: list[RunEnded] = []
+
+    class Broken(Subscriber):
+        def run_ended(self, event: RunEnded) -> None:
+            raise RuntimeError("subscriber bug")
+
+    class Fine(Subscriber):
+        def run_ended(self, event: RunEnded) -> None:
+            heard.append(event)
+
+    hooks = Hooks()
+    hooks.subscribe(Broken())
+    hooks.subscribe(Fine())
+    with caplog.at_level(logging.ERROR, logger="durably.hooks"):
+        emit(hooks.run_ended, RunEnded("r1", "wf", RunStatus.COMPLETED))
+    assert len(heard) == 1
+    assert "subscriber failed on RunEnded" in caplog.text
+
+
+def test_two_subscribers_of_one_class_stay_apart() -> None:
+    hooks = Hooks()
+
+    class Batches(Subscriber):
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        def batch_committed(self, event: BatchCommitted) -> None:
+            self.sizes.append(event.size)
+
+    first, second = Batches(), Batches()
+    hooks.subscribe(first)
+    drop_second = hooks.subscribe(second)
+    drop_second()
+    emit(hooks.batch_committed, BatchCommitted(3, 0.001))
+    assert first.sizes == [3] and second.sizes == []
