@@ -27,9 +27,10 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import durably
+from tests.acceptance import effects
 
 #: Where step bodies record their executions; ``None`` records nothing.
 effect_log: str | None = None
@@ -43,21 +44,14 @@ ASYNC5 = "acceptance.async5"
 SYNC3 = "acceptance.sync3"
 ASYNC3 = "acceptance.async3"
 SEED = 7  # the input of single-run commands, so every crash case has one expected output
+#: Longer than any test waits: a dead process's run comes back only through the same-host
+#: check of its pid, never by its lease running out (which would also be far too slow).
+LEASE = 600.0
 
 
 def record(run: str, step: str) -> None:
-    """Append ``run step pid`` to the effect log as one O_APPEND write.
-
-    A single small ``write`` with O_APPEND lands whole, and the page cache keeps
-    it when the process is SIGKILLed (only power loss would need an fsync).
-    """
-    if effect_log is None:
-        return
-    fd = os.open(effect_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{run} {step} {os.getpid()}\n".encode())
-    finally:
-        os.close(fd)
+    """Append this execution of ``step`` (or a mark) to the effect log."""
+    effects.record(effect_log, "mark" if step in effects.MARKERS else "start", run, step)
 
 
 def value_of(step_index: int, previous: int) -> int:
@@ -178,7 +172,7 @@ async def mixed_async(run: str, seed: int) -> list[int]:
     c = await AM3(run, b + got)
     child = await durably.start_child_async(mixed_child_async, run, c)
     # durably types an async child's result as its coroutine (R of the function): cast
-    d = cast(int, await child.result_async())
+    d = await child.result_async()
     return [a, b, got, c, d, await AM4(run, d)]
 
 
@@ -213,7 +207,7 @@ def _emit(payload: dict[str, Any]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     wf = WORKFLOWS[args.kind]
-    engine = durably.Engine(args.db)
+    engine = durably.Engine(args.db, lease=LEASE)
     try:
         if not args.queued:
             engine.launch()  # the in-process fast path: created already claimed
@@ -236,7 +230,7 @@ def _signal(engine: durably.Engine, run_id: str) -> None:
 
 def cmd_recover(args: argparse.Namespace) -> None:
     wf = WORKFLOWS[args.kind]
-    with durably.Engine(args.db) as engine:
+    with durably.Engine(args.db, lease=LEASE) as engine:
         launched = time.monotonic()
         try:
             handle = engine.handle(args.run_id)
@@ -271,7 +265,7 @@ def _barrier(args: argparse.Namespace) -> None:
 
 def cmd_batch(args: argparse.Namespace) -> None:
     wf = WORKFLOWS[args.kind]
-    engine = durably.Engine(args.db, poll_interval=args.poll)
+    engine = durably.Engine(args.db, lease=LEASE, poll_interval=args.poll)
     try:
         if not args.queued:
             engine.launch()
@@ -292,7 +286,7 @@ def cmd_batch(args: argparse.Namespace) -> None:
 def cmd_race(args: argparse.Namespace) -> None:
     """Start every id (``id:<run id>``) or key (``key:<idempotency key>``) given."""
     wf = WORKFLOWS[args.kind]
-    engine = durably.Engine(args.db, poll_interval=args.poll)
+    engine = durably.Engine(args.db, lease=LEASE, poll_interval=args.poll)
     try:
         if not args.queued:
             engine.launch()
@@ -317,7 +311,7 @@ def cmd_race(args: argparse.Namespace) -> None:
 def cmd_drain(args: argparse.Namespace) -> None:
     """Execute runs until ``--go`` exists and every run named ``<prefix>*`` has ended."""
     deadline = time.monotonic() + args.timeout
-    with durably.Engine(args.db, poll_interval=args.poll) as engine:
+    with durably.Engine(args.db, lease=LEASE, poll_interval=args.poll) as engine:
         _wait_for(Path(args.go), args.timeout)
         while True:
             runs = [r for r in engine.list_runs(limit=100_000) if r.run_id.startswith(args.prefix)]
@@ -341,7 +335,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     """Open the store, read ``--run-id``, then write: report where the first error came."""
     report: dict[str, Any] = {"stage": None, "error_type": None, "message": None}
     try:
-        engine = _attempt("open", lambda: durably.Engine(args.db), report)
+        engine = _attempt("open", lambda: durably.Engine(args.db, lease=LEASE), report)
         try:
             run = _attempt("read", lambda: engine.get_run(args.run_id), report)
             report["read_status"] = str(run.status)

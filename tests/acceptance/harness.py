@@ -1,14 +1,11 @@
-"""Shared harness of the acceptance tests: child processes, the effect log, its checker.
+"""Harness of the SQLite acceptance tests: child processes of the worker app, one run
+crashed and recovered by one process after another, and reads of the database between
+them.
 
-The effect log is a plain file outside durably's database. Every execution of a
-step body appends ``<run> <step> <pid>`` to it (see :func:`tests.acceptance.app.record`),
-so it shows what really ran, whatever the database says.
-
-The checker applies G2 ("a step body starts at least once; once its checkpoint
-committed it never runs again"): the test reads which checkpoints were committed
-just before it launches each process (the previous one is dead by then, so that
-is the exact state the new process finds), and a process may run only the steps
-not yet committed when it started, each at most once.
+Before it launches each process the harness reads which checkpoints had committed
+(the previous process is dead by then, so that is the exact state the new one
+finds): :func:`tests.acceptance.effects.check_run` then allows each process only
+the steps not yet committed when it started, each at most once.
 """
 
 from __future__ import annotations
@@ -20,21 +17,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import durably
 from durably import crashpoints
+from tests.acceptance.effects import SIGNALLED, STARTED, Process, read_effects
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SRC = REPO_ROOT / "src"
-STARTED = "__started__"  # the marker a child writes once start_workflow returned
-SIGNALLED = "__signalled__"  # ... and once it sent the run its signal
-MARKERS = frozenset({STARTED, SIGNALLED})
 
 
 # -- child processes ---------------------------------------------------------------
@@ -225,145 +219,6 @@ def selected_params(request: Any, name: str) -> list[Any]:
         if getattr(item, "module", None) is request.module
         and name in getattr(getattr(item, "callspec", None), "params", {})
     ]
-
-
-# -- the effect log and its checker -----------------------------------------------
-@dataclass(frozen=True)
-class Effect:
-    """One execution of a step body (or a marker such as :data:`STARTED`)."""
-
-    run: str
-    step: str
-    pid: int
-
-
-def read_effects(path: Path) -> list[Effect]:
-    """The effect log in append order (chronological)."""
-    if not path.exists():
-        return []
-    effects = []
-    for line in path.read_text().splitlines():
-        run, step, pid = line.split(" ")
-        effects.append(Effect(run, step, int(pid)))
-    return effects
-
-
-@dataclass(frozen=True)
-class Process:
-    """One process that worked on a run, in launch order.
-
-    ``committed_at_start``: the steps whose checkpoint was committed when it was
-    launched (read from the journal while no process was running).
-    """
-
-    pid: int
-    committed_at_start: frozenset[str] = frozenset()
-    killed: bool = False
-
-
-@dataclass
-class RunReport:
-    """What the effect log says about one run, and every G2 violation found."""
-
-    run: str
-    executions: dict[str, list[int]] = field(default_factory=dict)  # step -> pids in order
-    problems: list[str] = field(default_factory=list)
-
-    def count(self, step: str) -> int:
-        return len(self.executions.get(step, []))
-
-    @property
-    def duplicates(self) -> dict[str, list[int]]:
-        """Steps executed more than once (each explained by a crash, or a problem)."""
-        return {s: pids for s, pids in self.executions.items() if len(pids) > 1}
-
-
-def check_run(
-    effects: Iterable[Effect],
-    run: str,
-    steps: Sequence[str],
-    processes: Sequence[Process],
-) -> RunReport:
-    """Check one run's executions against G2, given the processes that worked on it.
-
-    Every step ran at least once; no process ran a step twice (the workflows
-    have no retries); no process ran a step whose checkpoint had committed
-    before it started; and a step ran again only after a killed process whose
-    last step in this run it was. The workflows call their steps one after the
-    other, so a process that went on to the next step had committed this one;
-    a rerun is thus allowed only for a process killed between the body and the
-    checkpoint commit of the step it was in: the window G2 allows.
-    """
-    report = RunReport(run)
-    last_step: dict[int, str] = {}  # the step each process executed last in this run
-    for effect in effects:
-        if effect.run == run and effect.step not in MARKERS:
-            report.executions.setdefault(effect.step, []).append(effect.pid)
-            last_step[effect.pid] = effect.step
-    by_pid = {p.pid: p for p in processes}
-    for step in steps:
-        pids = report.executions.get(step, [])
-        if not pids:
-            report.problems.append(f"run {run}: step {step} never executed")
-        report.problems += [
-            f"run {run}: {problem}" for problem in _step_problems(step, pids, by_pid, last_step)
-        ]
-    unexpected = set(report.executions) - set(steps)
-    if unexpected:
-        report.problems.append(f"run {run}: unexpected steps executed: {sorted(unexpected)}")
-    return report
-
-
-def _step_problems(
-    step: str, pids: list[int], by_pid: Mapping[int, Process], last_step: Mapping[int, str]
-) -> Iterator[str]:
-    for pid in sorted(set(pids)):
-        if pids.count(pid) > 1:
-            yield f"step {step} executed {pids.count(pid)} times in process {pid}"
-        process = by_pid.get(pid)
-        if process is None:
-            yield f"step {step} executed by unknown pid {pid}"
-        elif step in process.committed_at_start:
-            yield (
-                f"step {step} re-executed by process {pid} although its checkpoint had "
-                "committed before that process started (G2)"
-            )
-    for pid in pids[:-1]:  # an earlier execution must be explained by a kill...
-        process = by_pid.get(pid)
-        if process is not None and not process.killed:
-            yield f"step {step} executed by {pid}, which was not killed, and again (pids {pids})"
-        elif last_step.get(pid) != step:  # ...inside the step the process died in
-            yield (
-                f"step {step} ran again after process {pid} was killed, but {pid} had "
-                f"moved on to {last_step.get(pid)} (so {step} had committed)"
-            )
-
-
-def exactly_once(effects: Iterable[Effect], steps: Sequence[str]) -> dict[str, list[str]]:
-    """For runs no process was killed in: per run, each deviation from one execution per step.
-
-    A run that was started (see :data:`STARTED`) but never ran a step is a deviation too.
-    """
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(steps, 0))
-    for effect in effects:
-        per_step = counts[effect.run]  # creates the entry of a started run
-        if effect.step not in MARKERS:
-            per_step[effect.step] = per_step.get(effect.step, 0) + 1
-    return {
-        run: [f"{step} x{n}" for step, n in per_step.items() if n != 1]
-        for run, per_step in counts.items()
-        if any(n != 1 for n in per_step.values())
-    }
-
-
-def started_runs(effects: Iterable[Effect]) -> set[str]:
-    """Runs whose start_workflow call returned (G1 applies to these)."""
-    return {e.run for e in effects if e.step == STARTED}
-
-
-def lost_runs(started: Iterable[str], statuses: Mapping[str, durably.RunStatus | None]) -> set[str]:
-    """Started runs that did not complete: missing from the store or not terminal."""
-    return {r for r in started if statuses.get(r) is not durably.RunStatus.COMPLETED}
 
 
 # -- reading the database between processes ---------------------------------------

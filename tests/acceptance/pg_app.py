@@ -36,6 +36,7 @@ from typing import Any
 
 import durably
 import durably.worker.claimer
+from tests.acceptance import effects  # before the clock is skewed: its log keeps true time
 
 _true_time = time.time  # the effect log's clock, immune to PGT_SKEW
 
@@ -51,15 +52,8 @@ CHAIN_STEPS = 5  # the chain workflows run up to this many steps
 
 
 def record(event: str, tag: str, step: str, token: str = "-") -> None:
-    """Append one line to the effect log in a single O_APPEND write (lands whole)."""
-    if not EFFECTS:
-        return
-    line = f"{_true_time():.6f} {os.getpid()} {event} {tag} {step} {token}\n"
-    fd = os.open(EFFECTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+    """Append one line to the effect log (see :mod:`tests.acceptance.effects`)."""
+    effects.record(EFFECTS, event, tag, step, token)
 
 
 def new_token() -> str:

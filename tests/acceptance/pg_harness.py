@@ -1,5 +1,5 @@
-"""Harness of the PostgreSQL acceptance tests: a schema per test, worker processes, the
-effect log of :mod:`tests.acceptance.pg_app` and the checks made from it.
+"""Harness of the PostgreSQL acceptance tests: a schema per test, worker processes, and
+the verdict of the effect log (:mod:`tests.acceptance.effects`) against the journal.
 
 Workers are real ``python -m durably.cli worker`` processes on the app
 ``tests.acceptance.pg_app:engine``; their output goes to files (a pipe nobody
@@ -16,15 +16,15 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 import durably
+from tests.acceptance.effects import check_tokens, executions, read_effects
 from tests.postgres import URL as POSTGRES_URL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,8 @@ APP = "tests.acceptance.pg_app:engine"
 
 
 def postgres_available(patience: float = 20.0) -> bool:
-    """Whether the test server answers (retrying a while: it may be out of connections)."""
+    """Whether the test server answers (retrying a while: it may be restarting, or out
+    of connections)."""
     deadline = time.monotonic() + patience
     while True:
         try:
@@ -42,11 +43,6 @@ def postgres_available(patience: float = 20.0) -> bool:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.5)
-
-
-needs_postgres = pytest.mark.skipif(
-    not postgres_available(), reason=f"PostgreSQL is not reachable at {POSTGRES_URL}"
-)
 
 
 def connect(patience: float = 30.0) -> psycopg.Connection[Any]:
@@ -82,7 +78,7 @@ class Schema:
         """Read with a connection of the test's own (never one of the workers')."""
         with connect() as conn:
             conn.execute(f"SET search_path TO {self.name}")
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
     def client(self, **options: Any) -> durably.Engine:
         """An engine that starts runs by name and reads them, executing nothing."""
@@ -238,53 +234,7 @@ def clean_stderr(worker: Worker, allowed: Iterable[str] = ()) -> list[str]:
     ]
 
 
-# -- the effect log -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Effect:
-    at: float
-    pid: int
-    event: str  # "start" | "end"
-    run: str  # the run's tag (the tests use the run id)
-    step: str
-    token: str
-
-
-def read_effects(path: Path) -> list[Effect]:
-    if not path.exists():
-        return []
-    effects = []
-    for line in path.read_text().splitlines():
-        at, pid, event, run, step, token = line.split(" ")
-        effects.append(Effect(float(at), int(pid), event, run, step, token))
-    return sorted(effects, key=lambda e: e.at)
-
-
-@dataclass
-class Execution:
-    """One execution of a step body: its start, and its end if it got there."""
-
-    run: str
-    step: str
-    token: str
-    pid: int
-    start: float
-    end: float | None = None
-
-
-def executions(effects: Iterable[Effect]) -> dict[tuple[str, str], list[Execution]]:
-    """Per (run, step), the body executions in start order."""
-    by_token: dict[str, Execution] = {}
-    for e in effects:
-        if e.event == "start":
-            by_token[e.token] = Execution(e.run, e.step, e.token, e.pid, e.at)
-        else:
-            by_token[e.token].end = e.at
-    out: dict[tuple[str, str], list[Execution]] = defaultdict(list)
-    for ex in sorted(by_token.values(), key=lambda x: x.start):
-        out[(ex.run, ex.step)].append(ex)
-    return out
-
-
+# -- the verdict ---------------------------------------------------------------------
 @dataclass
 class Verdict:
     """What the journal and the effect log say about a set of runs."""
@@ -295,7 +245,7 @@ class Verdict:
 
 def check_steps(
     schema: Schema,
-    expected_steps: dict[str, Sequence[str]],
+    expected_steps: Mapping[str, Sequence[str]],
     killed: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> Verdict:
     """G1 and G2 for runs whose steps return their execution's token.
@@ -335,34 +285,10 @@ def check_steps(
             if entry[2] != "completed":
                 verdict.problems.append(f"run {run_id} {step}: journal status {entry[2]}")
             runs_of_step = runs_exec.get((run_id, step), [])
-            verdict.problems += _step_problems(run_id, step, token, runs_of_step, killed)
+            verdict.problems += check_tokens(run_id, step, str(token), runs_of_step, killed)
             if len(runs_of_step) > 1:
                 verdict.reruns.append((run_id, step, [x.pid for x in runs_of_step]))
     return verdict
-
-
-def _step_problems(
-    run_id: str, step: str, token: str, runs_of_step: list[Execution], killed: set[int]
-) -> Iterator[str]:
-    if not runs_of_step:
-        yield f"run {run_id} {step}: never executed"
-        return
-    tokens = [x.token for x in runs_of_step]
-    if token not in tokens:
-        yield f"run {run_id} {step}: committed token {token} matches no execution"
-        return
-    winner = runs_of_step[tokens.index(token)]
-    if winner.end is None:
-        yield f"run {run_id} {step}: the committing execution never ended"
-    later = [x for x in runs_of_step if x.start > winner.start]
-    if later:
-        yield (
-            f"run {run_id} {step}: executed again (pids {[x.pid for x in later]}) after the "
-            f"execution that committed it (pid {winner.pid}) began (G2)"
-        )
-    for x in runs_of_step:
-        if x is not winner and x.pid not in killed:
-            yield f"run {run_id} {step}: superseded execution by pid {x.pid}, never killed"
 
 
 def wait_until(

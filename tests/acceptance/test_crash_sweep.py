@@ -1,4 +1,4 @@
-"""RELIABILITY item 1: the crash sweep, against real processes killed with SIGKILL.
+"""docs/guarantees.md, battery item 1: the crash sweep, against real processes killed with SIGKILL.
 
 For every crash point and several hit counts, a child process starts a 5-step
 workflow (sync and async) and SIGKILLs itself at that point; then a fresh child
@@ -25,23 +25,23 @@ import pytest
 import durably
 from durably import crashpoints
 from tests.acceptance import app
-from tests.acceptance.harness import (
+from tests.acceptance.effects import (
     STARTED,
-    Outcome,
     Process,
+    check_run,
+    read_effects,
+)
+from tests.acceptance.harness import (
+    Outcome,
     Scenario,
     assert_clean_exit,
-    check_run,
     crash_and_recover,
     integrity_check,
-    read_effects,
     reader,
     run_app,
     selected_params,
 )
 
-#: Generous: recovery of a dead owner on one host is immediate (no lease wait).
-RECOVERY_BOUND = 5.0
 PARALLEL = max(2, 2 * (os.cpu_count() or 1))
 
 #: How often one uncrashed 5-step run is sure to pass each point, in each mode.
@@ -112,10 +112,6 @@ def judge(workdir: Path, run_id: str, outcome: Outcome, expected: Any) -> None:
     assert_clean_exit(outcome.recovered)
     result = outcome.recovered.json()
     assert result["output"] == expected, "recovered output differs from an uncrashed run's"
-    assert result["seconds"] < RECOVERY_BOUND, (
-        f"recovery took {result['seconds']:.2f}s; a dead owner on this host should be "
-        "detected at once"
-    )
     report = check_run(read_effects(effects), run_id, app.STEP_NAMES, outcome.processes)
     assert not report.problems, "\n".join(report.problems)
     with reader(db) as engine:

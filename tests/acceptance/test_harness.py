@@ -1,4 +1,4 @@
-"""The effect-log checker must catch every violation it is meant to catch.
+"""The effect-log checkers must catch every violation they are meant to catch.
 
 A lenient checker would make the whole battery pass vacuously, so it is tested
 on hand-written logs first.
@@ -6,16 +6,21 @@ on hand-written logs first.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from tests.acceptance.harness import (
+from tests.acceptance.effects import (
     STARTED,
     Effect,
+    Execution,
     Process,
     check_run,
+    check_tokens,
     exactly_once,
+    executions,
     lost_runs,
     read_effects,
+    record,
 )
 
 STEPS = ("s1", "s2", "s3")
@@ -76,8 +81,12 @@ def test_exactly_once_and_lost_runs() -> None:
 
 def test_effect_log_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "effects.log"
-    path.write_text("r1 s1 10\nr1 __started__ 10\n")
-    assert read_effects(path) == [Effect("r1", "s1", 10), Effect("r1", STARTED, 10)]
+    record(str(path), "start", "r1", "s1", "t1")
+    record(str(path), "mark", "r1", STARTED)
+    (first, mark) = read_effects(path)
+    assert (first.run, first.step, first.event, first.token) == ("r1", "s1", "start", "t1")
+    assert (mark.step, mark.event, mark.pid) == (STARTED, "mark", os.getpid())
+    assert 0 < first.at <= mark.at
     assert read_effects(tmp_path / "missing.log") == []
 
 
@@ -88,3 +97,38 @@ def test_a_rerun_of_a_step_the_killed_process_had_left_is_caught() -> None:
     problems = check_run(log, "r", STEPS, processes).problems
     assert any("s1 ran again after process 1 was killed" in p for p in problems), problems
     assert not any("s2 ran again" in p for p in problems), problems
+
+
+def _executions(*runs: tuple[int, str, float, float | None]) -> list[Execution]:
+    return [Execution("r", "s", token, pid, start, end) for pid, token, start, end in runs]
+
+
+def test_tokens_a_clean_step_and_an_allowed_superseded_execution() -> None:
+    assert list(check_tokens("r", "s", "t1", _executions((1, "t1", 1.0, 2.0)), set())) == []
+    # pid 1 was killed mid-body; pid 2's execution committed: allowed.
+    runs = _executions((1, "t1", 1.0, None), (2, "t2", 3.0, 4.0))
+    assert list(check_tokens("r", "s", "t2", runs, {1})) == []
+
+
+def test_tokens_catch_a_rerun_after_the_committing_execution() -> None:
+    runs = _executions((1, "t1", 1.0, 2.0), (2, "t2", 3.0, 4.0))
+    problems = list(check_tokens("r", "s", "t1", runs, {1, 2}))
+    assert any("executed again (pids [2])" in p for p in problems), problems
+
+
+def test_tokens_catch_an_unkilled_superseded_execution_and_a_foreign_token() -> None:
+    runs = _executions((1, "t1", 1.0, 2.0), (2, "t2", 3.0, 4.0))
+    assert any("never killed" in p for p in check_tokens("r", "s", "t2", runs, set()))
+    assert any("matches no execution" in p for p in check_tokens("r", "s", "zz", runs, {1}))
+    assert list(check_tokens("r", "s", "t1", [], set())) == ["run r s: never executed"]
+
+
+def test_executions_pair_starts_with_ends() -> None:
+    log = [
+        Effect("r", "s", 1, "start", "t1", 1.0),
+        Effect("r", "s", 2, "start", "t2", 2.0),
+        Effect("r", "s", 1, "end", "t1", 3.0),
+    ]
+    ((key, runs),) = executions(log).items()
+    assert key == ("r", "s")
+    assert [(x.token, x.start, x.end) for x in runs] == [("t1", 1.0, 3.0), ("t2", 2.0, None)]

@@ -1,4 +1,4 @@
-"""RELIABILITY item 7 (PostgreSQL): database faults while workers execute runs.
+"""docs/guarantees.md, battery item 7 (PostgreSQL): database faults while workers execute runs.
 
 * Every connection of the workers is killed again and again
   (``pg_terminate_backend`` on the backends whose ``application_name`` is this
@@ -26,15 +26,11 @@ from tests.acceptance.pg_harness import (
     check_steps,
     clean_stderr,
     connect,
-    needs_postgres,
     postgres_available,
     terminate_workers,
     wait_all_terminal,
 )
 from tests.postgres import URL as POSTGRES_URL
-
-pytest_plugins = ("tests.acceptance.pg_fixtures",)
-pytestmark = needs_postgres
 
 LEASE, POLL = 2.0, 0.2
 #: What a worker may log about a fault it recovered from.

@@ -1,4 +1,4 @@
-"""RELIABILITY item 4: fencing. A worker inside a long step is SIGSTOPped past its
+"""docs/guarantees.md, battery item 4: fencing. A worker inside a long step is SIGSTOPped past its
 lease; a peer claims the run (epoch + 1) and finishes it; the first worker is then
 SIGCONTinued: its step body finishes late, but its checkpoint and everything after
 it are rejected (``LeaseLost``), so the journal holds the peer's checkpoint once and
@@ -20,18 +20,16 @@ import durably
 from durably.errors import LeaseLost
 from durably.records import EntryStatus, JournalEntry, Lease
 from durably.stores.postgres import PostgresStore
+from tests.acceptance.effects import (
+    executions,
+    read_effects,
+)
 from tests.acceptance.pg_harness import (
     Schema,
     Worker,
     clean_stderr,
-    executions,
-    needs_postgres,
-    read_effects,
     wait_until,
 )
-
-pytest_plugins = ("tests.acceptance.pg_fixtures",)
-pytestmark = needs_postgres
 
 LEASE, POLL = 2.0, 0.2
 STEP_SECONDS = 3.0
@@ -52,7 +50,7 @@ def test_a_paused_lease_holder_cannot_commit(schema: Schema, workers: list[Worke
         (owner, epoch) = schema.query("SELECT owner, epoch FROM runs WHERE run_id = %s", (RUN,))[0]
         peer = Worker(schema, name="peer", **settings).wait_ready()
         workers.append(peer)
-        stopped_at = first.signal(signal.SIGSTOP)
+        first.signal(signal.SIGSTOP)
 
         output = client.handle(RUN).result(timeout=30)  # the peer finishes it
         finished_at = time.time()
@@ -81,8 +79,10 @@ def test_a_paused_lease_holder_cannot_commit(schema: Schema, workers: list[Worke
         (1, "pg.long.after", "completed"),
         (2, "pg.long.after", "completed"),
     ], "one checkpoint per position, no duplicate"
-    assert json.loads(journal[0][3]) == winner.token, "the long step's checkpoint is the peer's"
-    assert output == [json.loads(j[3]) for j in journal]
+    assert json.loads(journal[0][3] or "null") == winner.token, (
+        "the long step's checkpoint is the peer's"
+    )
+    assert output == [json.loads(j[3] or "null") for j in journal]
     assert all(token.startswith(f"{peer.pid}-") for token in output), "the output is the peer's"
     for step in ("after1", "after2"):
         assert [x.pid for x in runs_of_step[(RUN, step)]] == [peer.pid], (
@@ -95,9 +95,6 @@ def test_a_paused_lease_holder_cannot_commit(schema: Schema, workers: list[Worke
     assert first.alive(), "a fenced-out worker keeps working (it just abandons the run)"
     assert not clean_stderr(first), first.describe()
     assert not clean_stderr(peer), peer.describe()
-    took_over = winner.start - stopped_at
-    print(f"\nSIGSTOP -> the peer starts the step again after {took_over:.2f}s (lease {LEASE}s)")
-    assert took_over < LEASE + POLL + 1.0 + 2.0
 
     # The same fence, asked directly: a write with the paused worker's lease is refused.
     store = PostgresStore.from_url(schema.url)

@@ -1,5 +1,5 @@
-"""RELIABILITY item 7, second half, on PostgreSQL: a commit that succeeds but reports an
-error to the caller, at each write site of a run's life.
+"""docs/guarantees.md, battery item 7, second half, on PostgreSQL: a commit that succeeds
+but reports an error to the caller, at each write site of a run's life.
 
 The worker talks to the server through :class:`~tests.acceptance.pg_proxy.CommitAckDropper`,
 which lets the server commit and then cuts the connection before the answer arrives.
@@ -20,21 +20,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.acceptance.effects import (
+    executions,
+    read_effects,
+)
 from tests.acceptance.pg_harness import (
     REPO_ROOT,
     Schema,
     Worker,
-    executions,
-    needs_postgres,
-    read_effects,
     wait_until,
     worker_env,
 )
 from tests.acceptance.pg_proxy import CommitAckDropper
 from tests.postgres import URL as POSTGRES_URL
-
-pytest_plugins = ("tests.acceptance.pg_fixtures",)
-pytestmark = needs_postgres
 
 LEASE, POLL = 2.0, 0.2
 PROMPT = 8.0  # a run of a second or two must end well within this, fault or not
@@ -78,7 +76,9 @@ def _assert_exactly_once(schema: Schema, run_id: str) -> None:
     assert not twice, f"step bodies re-ran although no process died: {twice}"
     run = schema.runs()[run_id]
     journal = schema.journal()[run_id]
-    assert json.loads(run["output"]) == [json.loads(j[3]) for j in journal if j[1] != "sleep"]
+    assert json.loads(run["output"]) == [
+        json.loads(j[3] or "null") for j in journal if j[1] != "sleep"
+    ]
 
 
 @pytest.mark.parametrize("site", list(SITES))

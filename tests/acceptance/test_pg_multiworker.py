@@ -1,9 +1,9 @@
-"""RELIABILITY item 3: four worker processes on one PostgreSQL schema, one of them
+"""docs/guarantees.md, battery item 3: four worker processes on one PostgreSQL schema, one of them
 SIGKILLed again and again (and restarted after each kill) while 200 runs execute.
 
 Every run completes; no step whose checkpoint committed runs again (checked with
 the journal's committed tokens against the effect log); a killed worker's runs
-resume on a peer within lease + poll + 1 s (plus slack for a loaded 2-CPU machine).
+resume on a peer (how fast: ``bench/postgres.py``, measurement c).
 
 Two ways a dead worker's runs are recovered, one test each:
 
@@ -23,27 +23,23 @@ import time
 
 import pytest
 
+from tests.acceptance.effects import (
+    executions,
+    read_effects,
+)
 from tests.acceptance.pg_harness import (
     Schema,
     Worker,
     check_steps,
     clean_stderr,
-    executions,
-    needs_postgres,
-    read_effects,
     wait_all_terminal,
     wait_until,
 )
-
-pytest_plugins = ("tests.acceptance.pg_fixtures",)
-pytestmark = needs_postgres
 
 LEASE, POLL = 2.0, 0.2
 RUNS = 200
 START_SECONDS = 14.0  # runs are started steadily over this long, so kills hit work
 KILL_EVERY = 2.0
-SLACK = 2.0  # for scheduling delays on a small, loaded CI machine
-RECOVERY_BOUND = LEASE + POLL + 1.0 + SLACK
 RECOVERED = "recovered"  # what the executor logs when it releases a dead pid's runs
 
 
@@ -102,8 +98,12 @@ def test_repeatedly_killed_worker_loses_nothing(
     generation = 0
     while starter.is_alive():
         time.sleep(KILL_EVERY)
+
+        def held(v: Worker = victim) -> list[str] | bool:
+            return _owned_running(schema, v.pid) or not starter.is_alive()
+
         owned = wait_until(
-            lambda v=victim: _owned_running(schema, v.pid) or not starter.is_alive(),
+            held,
             10,
             "the victim to hold a run",
             interval=0.02,
@@ -150,10 +150,9 @@ def test_repeatedly_killed_worker_loses_nothing(
         f"\n[{mode}] {len(kills)} kills, {len(delays)} orphaned runs, "
         f"{len(verdict.reruns)} step re-executions (each in G2's window); "
         f"SIGKILL -> next step on a peer: median {statistics.median(delays):.2f}s, "
-        f"max {max(delays):.2f}s (bound {RECOVERY_BOUND:.1f}s); "
+        f"max {max(delays):.2f}s; "
         f"pid-based recoveries logged: {recoveries}"
     )
-    assert max(delays) < RECOVERY_BOUND, sorted(delays)
     if mode == "same-host":
         assert recoveries >= 1, "a peer should have released a dead pid's runs at once"
     else:

@@ -11,10 +11,11 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.acceptance.pg_harness import Schema, Worker, needs_postgres, wait_all_terminal
-
-pytest_plugins = ("tests.acceptance.pg_fixtures",)
-pytestmark = needs_postgres
+from tests.acceptance.pg_harness import (
+    Schema,
+    Worker,
+    wait_all_terminal,
+)
 
 RUNS = 12
 STEP_MS = 1500

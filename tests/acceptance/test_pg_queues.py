@@ -14,21 +14,19 @@ from collections import defaultdict
 
 import pytest
 
+from tests.acceptance.effects import (
+    executions,
+    read_effects,
+)
 from tests.acceptance.pg_harness import (
     Schema,
     Worker,
     backend_cpu_seconds,
     clean_stderr,
-    executions,
     max_overlap,
-    needs_postgres,
-    read_effects,
     wait_all_terminal,
     wait_until,
 )
-
-pytest_plugins = ("tests.acceptance.pg_fixtures",)
-pytestmark = needs_postgres
 
 LEASE, POLL = 2.0, 0.2
 

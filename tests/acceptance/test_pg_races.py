@@ -1,4 +1,4 @@
-"""RELIABILITY item 10 (PostgreSQL): races between processes.
+"""docs/guarantees.md, battery item 10 (PostgreSQL): races between processes.
 
 * The same run ids started by 2 processes at the same moment (a file barrier)
   make one run each, executed once, and both starters get its result; both with
@@ -18,24 +18,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
+from tests.acceptance.effects import (
+    executions,
+    read_effects,
+)
 from tests.acceptance.pg_harness import (
     REPO_ROOT,
     Schema,
     Worker,
     clean_stderr,
-    executions,
-    needs_postgres,
-    read_effects,
     wait_until,
     worker_env,
 )
-
-pytest_plugins = ("tests.acceptance.pg_fixtures",)
-pytestmark = needs_postgres
 
 LEASE, POLL = 2.0, 0.2
 HOUR = 3600.0
@@ -134,7 +131,7 @@ def test_skewed_clocks_steal_no_live_lease(
     assert [x.pid for x in runs_of[("held", "long")]] == [holder.pid], "the lease was stolen"
     assert [x.pid for x in runs_of[("held", "after1")]] == [holder.pid]
     assert schema.runs()["held"]["attempts"] == 1
-    assert output == [json.loads(j[3]) for j in schema.journal()["held"]]
+    assert output == [json.loads(j[3] or "null") for j in schema.journal()["held"]]
     quick_pids = {x.pid for (run, _), v in runs_of.items() if run != "held" for x in v}
     assert quick_pids <= {p.pid for p in peers} and quick_pids, "peers should have been busy"
     for w in [holder, *peers]:
@@ -154,7 +151,6 @@ def test_a_durable_sleep_lasts_its_duration_under_a_skewed_clock(
         wait_until(lambda: read_effects(schema.effects), 15, "the first step")
         # A correct peer joins once the run sleeps: either may wake it.
         workers.append(Worker(schema, name="peer", host="h1", lease=LEASE, poll=POLL))
-        started = time.monotonic()
         try:
             client.handle("nap").result(timeout=nap + 8)
         except TimeoutError:
@@ -170,5 +166,6 @@ def test_a_durable_sleep_lasts_its_duration_under_a_skewed_clock(
     (first,), (second,) = runs_of[("nap", "after1")], runs_of[("nap", "after2")]
     slept = second.start - first.end  # type: ignore[operator]
     print(f"\nclock skew {skew:+g}s: a {nap:g}s durable sleep took {slept:.2f}s")
-    assert nap - 0.1 <= slept < nap + 3.0, f"slept {slept:.2f}s for {nap:g}s"
-    assert time.monotonic() - started < nap + 8
+    # Set on the database's clock, the sleep lasts what it says: on the skewed host's
+    # clock it would be off by the whole skew.
+    assert abs(slept - nap) < abs(skew) / 2, f"slept {slept:.2f}s for {nap:g}s"

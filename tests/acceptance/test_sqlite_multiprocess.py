@@ -1,4 +1,4 @@
-"""RELIABILITY items 8 (several processes on one SQLite file) and 10 (start races).
+"""docs/guarantees.md, battery items 8 (several processes on one SQLite file) and 10 (start races).
 
 Every process runs a full engine on the same file: they start runs, claim each
 other's queued runs and write checkpoints concurrently. No lock error may reach
@@ -11,21 +11,23 @@ import time
 from pathlib import Path
 
 from tests.acceptance import app
+from tests.acceptance.effects import (
+    Process,
+    check_run,
+    exactly_once,
+    lost_runs,
+    read_effects,
+    started_runs,
+)
 from tests.acceptance.harness import (
     Child,
     ChildResult,
-    Process,
     assert_clean_exit,
     assert_killed,
-    check_run,
-    exactly_once,
     integrity_check,
-    lost_runs,
-    read_effects,
     reader,
     run_app,
     run_statuses,
-    started_runs,
 )
 
 PROCESSES = 8
@@ -87,7 +89,7 @@ def test_eight_processes_on_one_file(tmp_path: Path) -> None:
 
 def test_a_live_peer_finishes_the_runs_of_a_killed_worker(tmp_path: Path) -> None:
     """Worker A starts 40 runs and is SIGKILLed in the middle of them; worker B, alive
-    all along, finds A dead (same host: by its pid, not by waiting out the 30 s lease)
+    all along, finds A dead (same host: by its pid; the app's lease outlasts the test)
     and finishes every run A had started, rerunning only steps caught in G2's window."""
     db, effects = tmp_path / "durably.db", tmp_path / "effects.log"
     base = ["--db", str(db), "--effects", str(effects)]
@@ -96,12 +98,9 @@ def test_a_live_peer_finishes_the_runs_of_a_killed_worker(tmp_path: Path) -> Non
     crash_at = "step.after_body:25"
     victim = run_app([*base, "batch", "--prefix", "a", "--count", "40"], crash_at=crash_at)
     assert_killed(victim, crash_at)
-    died = time.monotonic()
     go.touch()
     result = peer.wait(60)
-    recovered_in = time.monotonic() - died
     assert_clean_exit(result)
-    assert recovered_in < 10, f"the peer took {recovered_in:.1f}s to finish a dead worker's runs"
 
     log = read_effects(effects)
     started = started_runs(log)

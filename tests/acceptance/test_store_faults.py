@@ -1,5 +1,5 @@
-"""RELIABILITY item 8 (SQLite faults): a read-only, corrupt, foreign or full database
-gives a typed :class:`durably.StoreError` that says what is wrong, and leaves the
+"""docs/guarantees.md, battery item 8 (SQLite faults): a read-only, corrupt, foreign or full
+database gives a typed :class:`durably.StoreError` that says what is wrong, and leaves the
 file sound (``PRAGMA integrity_check`` is ok) with nothing lost.
 
 A full disk is simulated with SQLite's ``PRAGMA max_page_count`` (the database
@@ -23,12 +23,14 @@ import pytest
 
 import durably
 from tests.acceptance import app
-from tests.acceptance.harness import (
+from tests.acceptance.effects import (
     STARTED,
-    assert_clean_exit,
     exactly_once,
-    integrity_check,
     read_effects,
+)
+from tests.acceptance.harness import (
+    assert_clean_exit,
+    integrity_check,
     run_app,
     without_file_override,
 )

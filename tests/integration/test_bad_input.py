@@ -1,4 +1,4 @@
-"""Bad input gets a clear, typed error and loses nothing (RELIABILITY item 11)."""
+"""Bad input gets a clear, typed error and loses nothing (docs/guarantees.md, battery item 11)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import durably
+from durably.stores.sql.statements import execute
 
 SQLISH = "x'; DROP TABLE runs; --"
 
@@ -59,7 +60,8 @@ def test_planted_pickle_is_never_executed(
     handle.result(timeout=10)
     blob = pickle.dumps(Exploit(), protocol=0).decode("latin-1")  # ASCII: fits a text column
     engine.store.transact(
-        lambda tx: tx.execute(
+        lambda tx: execute(
+            tx,
             engine.store.inline("UPDATE runs SET output = ? WHERE run_id = ?"),  # type: ignore[attr-defined]
             (blob, handle.run_id),
         )
@@ -115,9 +117,9 @@ def test_bad_start_options(engine: durably.Engine, kwargs: dict[str, object], ma
 
 def test_a_start_option_given_as_an_argument_is_refused(engine: durably.Engine) -> None:
     with pytest.raises(TypeError, match=r"'queue' is a start option.*with_options\(queue="):
-        engine.start_workflow(echo, 1, queue="billing")  # type: ignore[call-arg]
+        engine.start_workflow(echo, 1, queue="billing")  # type: ignore[call-arg, arg-type]
     with pytest.raises(TypeError, match="missing a required argument: 'payload'"):
-        engine.start_workflow(echo)  # type: ignore[call-arg]
+        engine.start_workflow(echo)  # type: ignore[call-overload]
     assert engine.list_runs() == []
 
 

@@ -15,6 +15,7 @@ import durably
 from durably.committer import Committer
 from durably.errors import LeaseLost, StoreClosed
 from durably.runtime.effects import Plan, Write
+from durably.stores.sql.statements import execute
 from durably.stores.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -53,7 +54,8 @@ def refused(tx: Any) -> None:
 
 
 def values(store: SQLiteStore) -> list[int]:
-    return sorted(v for (v,) in store.transact(lambda tx: tx.execute("SELECT v FROM t").fetchall()))
+    rows = store.transact(lambda tx: execute(tx, "SELECT v FROM t").fetchall())
+    return sorted(v for (v,) in rows)
 
 
 def test_concurrent_sync_writers_share_transactions(store: CountingStore) -> None:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -67,12 +68,12 @@ def test_async_workflow_gather_is_deterministic(engine: durably.Engine) -> None:
 def test_async_twins(engine: durably.Engine) -> None:
     async def main() -> int:
         handle = await engine.start_workflow_async(sum_three, 2, 2)
-        assert await handle.status_async() in set(RunStatus)
-        run = await engine.get_run_async(handle.run_id)
-        assert run.workflow == "t.sum"
         result: int = await handle.result_async(timeout=10)
+        assert await handle.status_async() is RunStatus.COMPLETED
+        run = await engine.get_run_async(handle.run_id)
+        assert (run.workflow, run.output) == ("t.sum", 4)
         assert len(await engine.steps_async(handle.run_id)) == 2
-        assert await engine.list_runs_async(workflow="t.sum")
+        assert [r.run_id for r in await engine.list_runs_async(workflow="t.sum")] == [handle.run_id]
         return result
 
     assert asyncio.run(main()) == 4
@@ -257,9 +258,7 @@ def test_long_retry_delay_frees_the_worker(engine: durably.Engine) -> None:
         time.sleep(0.02)
     assert seen_released, "the run should be released while it waits for its retry"
     assert engine.steps(handle.run_id)[0].status == "retrying"
-    started = time.monotonic()
     assert handle.result(timeout=10) == "done"
-    assert time.monotonic() - started < 5
     assert engine.get_run(handle.run_id).attempts == 2
     assert engine.steps(handle.run_id)[0].attempts == 2
 
@@ -294,12 +293,11 @@ async def timeout_async_wf() -> str:
 
 
 def test_step_timeouts(engine: durably.Engine) -> None:
-    started = time.monotonic()
     sync_handle = engine.start_workflow(timeout_wf)
     async_handle = engine.start_workflow(timeout_async_wf)
+    # The bodies would run 2 s and return: only the timeouts make these StepTimeout.
     assert sync_handle.result(timeout=10) == "StepTimeout"
     assert async_handle.result(timeout=10) == "StepTimeout"
-    assert time.monotonic() - started < 1.9
 
 
 @durably.step
@@ -334,7 +332,9 @@ def test_current_step_names_the_running_step(engine: durably.Engine, store_url: 
 
 
 def test_many_concurrent_runs(engine: durably.Engine) -> None:
-    handles = [engine.start_workflow(sum_three, i, 1, c=1) for i in range(200)]
+    handles: list[durably.RunHandle[Any]] = [
+        engine.start_workflow(sum_three, i, 1, c=1) for i in range(200)
+    ]
     handles += [engine.start_workflow(async_pair, i) for i in range(50)]
     results = [h.result(timeout=30) for h in handles]
     assert results[:200] == [i + 2 for i in range(200)]
@@ -388,7 +388,7 @@ def test_types_are_restored_from_annotations(engine: durably.Engine) -> None:
 
 def test_unserializable_argument_writes_nothing(engine: durably.Engine) -> None:
     with pytest.raises(durably.SerializationError, match="input of workflow"):
-        engine.start_workflow(echo, object())  # type: ignore[arg-type]
+        engine.start_workflow(echo, object())  # type: ignore[call-overload]
     assert engine.list_runs() == []
 
 

@@ -71,6 +71,12 @@ class StoreContract:
             lambda tx: store.claim_runs(tx, owner, limit, 30.0, [WORKFLOW], queues, (), limits),
         )
 
+    def finish(self, store: Store, lease: Lease, status: RunStatus) -> None:
+        self.write(store, lambda tx: store.finish_run(tx, lease, status, None, None))
+
+    def signal(self, store: Store, run_id: str, payload: str, key: str) -> None:
+        self.write(store, lambda tx: store.send_signal(tx, run_id, "go", payload, key))
+
     def claimed(self, store: Store, run_id: str, owner: str = "a") -> Lease:
         """Create ``run_id`` already claimed by ``owner`` (the in-process fast path)."""
         row, created = self.create(store, new(run_id, owner=owner, lease=30.0))
@@ -79,7 +85,7 @@ class StoreContract:
 
     # -- creating runs ----------------------------------------------------------------
     def test_the_same_run_id_twice_makes_one_run(self, store: Store) -> None:
-        first, created = self.create(store, new("r1"))
+        _, created = self.create(store, new("r1"))
         again, created_again = self.create(store, new("r1", queue="other"))
         assert created and not created_again
         assert again.run_id == "r1" and again.queue == "default"
@@ -130,10 +136,11 @@ class StoreContract:
         assert [(e.seq, e.name) for e in claim.journal] == [(0, "a"), (1, "b")]
 
     # -- fencing -----------------------------------------------------------------------------
-    def test_every_write_is_fenced_by_the_epoch(self, store: Store) -> None:
+    @pytest.mark.parametrize("successor", ["b", "a"])  # a peer, or the same worker again
+    def test_every_write_is_fenced_by_the_epoch(self, store: Store, successor: str) -> None:
         stale = self.claimed(store, "r1", owner="a")
         assert store.release_owner("a") == 1  # as a peer does for a dead worker
-        (claim,) = self.claim(store, "b")
+        (claim,) = self.claim(store, successor)
         assert claim.run.epoch > stale.epoch
         self.write(store, lambda tx: store.send_signal(tx, "r1", "go", '"x"', "k1"))
         writes: list[Callable[[Transaction], Any]] = [
@@ -148,11 +155,8 @@ class StoreContract:
             with pytest.raises(LeaseLost):
                 self.write(store, work)
         row = store.get_run("r1")
-        assert row is not None and (row.status, row.owner, row.output) == (
-            RunStatus.RUNNING,
-            "b",
-            None,
-        )
+        assert row is not None
+        assert (row.status, row.owner, row.output) == (RunStatus.RUNNING, successor, None)
         assert store.journal("r1") == [] and store.get_event("r1", "progress") == (False, None)
         taken = self.write(store, lambda tx: store.take_signal(tx, claim.lease, entry(0, "go")))
         assert taken == '"x"'  # the stale take consumed nothing
@@ -203,17 +207,14 @@ class StoreContract:
         claims = self.claim(store, "w1", queues=[RATED.name], limits=RATED)
         assert len(claims) == 2
         for claim in claims:  # ending them frees no start within the period
-            lease = claim.lease
-            self.write(
-                store, lambda tx, lease=lease: store.finish_run(tx, lease, RunStatus.FAILED, None, None)
-            )
+            self.finish(store, claim.lease, RunStatus.FAILED)
         assert self.claim(store, "w2", queues=[RATED.name], limits=RATED) == []
 
     # -- signals and events ---------------------------------------------------------------
     def test_each_signal_is_received_once_in_order(self, store: Store) -> None:
         lease = self.claimed(store, "r1")
         for key, payload in (("k1", '"a"'), ("k2", '"b"'), ("k1", '"a-again"')):
-            self.write(store, lambda tx, k=key, p=payload: store.send_signal(tx, "r1", "go", p, k))
+            self.signal(store, "r1", payload, key)
         take = store.take_signal
         assert self.write(store, lambda tx: take(tx, lease, entry(0, "go", None))) == '"a"'
         # A retried transaction of the same position receives the same signal again.

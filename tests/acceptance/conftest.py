@@ -1,7 +1,7 @@
-"""Fixtures of the PostgreSQL acceptance tests, loaded by their ``pytest_plugins``.
+"""Fixtures of the acceptance tests on PostgreSQL: a schema per test, its workers.
 
-A module of its own (not :mod:`tests.acceptance.pg_harness`, which the tests
-import) so that pytest can load it as a plugin before anything imported it.
+A test that asks for a schema fails at once, with one message naming the URL and
+how to start the server, when the test PostgreSQL does not answer.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests import postgres
 from tests.acceptance.pg_harness import Schema, Worker, connect, terminate_workers
 
 
 @pytest.fixture
 def schema(tmp_path: Path) -> Iterator[Schema]:
     """A fresh schema (created by the first engine that opens it), dropped afterwards."""
+    postgres.require()
     s = Schema(f"pgt_{uuid.uuid4().hex[:12]}", tmp_path)
     try:
         yield s
