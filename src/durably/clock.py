@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -35,6 +38,14 @@ class Clock(Protocol):
         """Wait ``seconds`` of this clock's time without blocking the event loop."""
         ...
 
+    def result_within(self, future: Future[T], seconds: float) -> T:
+        """The future's result; :class:`TimeoutError` after ``seconds`` of this clock."""
+        ...
+
+    async def within_async(self, awaitable: Awaitable[T], seconds: float) -> T:
+        """Await ``awaitable``; cancel it and raise :class:`TimeoutError` after ``seconds``."""
+        ...
+
 
 class SystemClock:
     """The host's clocks. ``time.time`` is looked up at each call, so a process that
@@ -51,6 +62,12 @@ class SystemClock:
 
     async def sleep_async(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    def result_within(self, future: Future[T], seconds: float) -> T:
+        return future.result(seconds)  # concurrent.futures.TimeoutError is TimeoutError
+
+    async def within_async(self, awaitable: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(awaitable, seconds)
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -8,7 +8,7 @@ resume on a peer (how fast: ``bench/postgres.py``, measurement c).
 Two ways a dead worker's runs are recovered, one test each:
 
 * ``same-host``: every worker reports the real host name, so a peer sees that the
-  dead owner's pid is gone and releases its runs at once (``_owner_is_dead``).
+  dead owner's pid is gone and releases its runs at once (``durably.worker.claimer.owner_is_dead``).
 * ``other-hosts``: each worker reports its own fake host name (``PGT_HOST``), as if
   on its own machine, so nobody can check its pid and its runs are resumed only
   when its lease expires. The peers' logs must then show no pid-based recovery.

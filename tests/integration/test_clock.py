@@ -6,12 +6,13 @@ import time
 from pathlib import Path
 
 import durably
+from durably.clock import SystemClock
 from durably.records import RunStatus
 from durably.stores.sqlite import SQLiteStore
 from tests import postgres
 
 
-class Shifted:
+class Shifted(SystemClock):
     """The host's clock moved by ``offset`` seconds (a test's way to let time pass)."""
 
     def __init__(self, offset: float = 0.0) -> None:
@@ -19,17 +20,6 @@ class Shifted:
 
     def time(self) -> float:
         return time.time() + self.offset
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    async def sleep_async(self, seconds: float) -> None:
-        import asyncio
-
-        await asyncio.sleep(seconds)
 
 
 @durably.workflow(name="clock.nap")

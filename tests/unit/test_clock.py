@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from durably.clock import SYSTEM, StoreTime
+from durably.clock import SYSTEM, StoreTime, SystemClock
 
 
-class Fixed:
+class Fixed(SystemClock):
     """A clock that says what it is told (the store's reads are instantaneous)."""
 
     def __init__(self, now: float) -> None:

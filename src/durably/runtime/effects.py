@@ -14,7 +14,6 @@ import contextvars
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -73,7 +72,7 @@ def drive_sync(committer: Committer, plan: Plan[T]) -> T:
             elif isinstance(effect, Sleep):
                 committer.clock.sleep(effect.seconds)
             else:
-                value = _invoke_sync(effect)
+                value = _invoke_sync(effect, committer.clock)
         except BaseException as exc:  # handed to the plan, which decides
             error = exc
 
@@ -93,9 +92,9 @@ async def drive_async(committer: Committer, plan: Plan[T]) -> T:
             elif isinstance(effect, Sleep):
                 await committer.clock.sleep_async(effect.seconds)
             elif effect.is_async:
-                value = await _invoke_async(effect)
+                value = await _invoke_async(effect, committer.clock)
             else:  # a sync step of an async workflow (map, compensation) runs on a thread
-                value = await asyncio.to_thread(_invoke_sync, effect)
+                value = await asyncio.to_thread(_invoke_sync, effect, committer.clock)
         except BaseException as exc:
             error = exc
 
@@ -171,7 +170,7 @@ def _timeout_error(effect: Invoke) -> StepTimeoutError:
     return StepTimeoutError(f"step {effect.label!r} timed out after {effect.timeout:g}s")
 
 
-def _invoke_sync(effect: Invoke) -> Any:
+def _invoke_sync(effect: Invoke, clock: Clock) -> Any:
     if effect.timeout is None:
         token = workflow_run.set(None)  # steps called inside a step body are plain calls
         try:
@@ -194,19 +193,19 @@ def _invoke_sync(effect: Invoke) -> Any:
         target=context.run, args=(body,), name=f"durably-step-{effect.label}", daemon=True
     ).start()
     try:
-        return future.result(effect.timeout)
-    except FutureTimeout:
+        return clock.result_within(future, effect.timeout)
+    except TimeoutError:
         raise _timeout_error(effect) from None
 
 
-async def _invoke_async(effect: Invoke) -> Any:
+async def _invoke_async(effect: Invoke, clock: Clock) -> Any:
     token = workflow_run.set(None)
     try:
         body = cast(Awaitable[Any], effect.fn(*effect.args, **effect.kwargs))
         if effect.timeout is None:
             return await body
         try:
-            return await asyncio.wait_for(body, effect.timeout)
+            return await clock.within_async(body, effect.timeout)
         except TimeoutError:
             raise _timeout_error(effect) from None
     finally:

@@ -195,12 +195,7 @@ class PostgresStore(SqlStore):
             todo = versions.plan((row[0] if row else None) or 0, target)
             if todo is None:
                 return  # another process migrated while this one waited
-            if not todo:
-                scripts = [(versions.fresh("postgresql"), range(1, versions.latest() + 1))]
-            else:
-                steps = versions.migrations("postgresql")
-                scripts = [(steps[v - 1].script, range(v, v + 1)) for v in todo]
-            for script, done in scripts:
+            for script, done in versions.scripts("postgresql", todo):
                 if script.strip():
                     conn.execute(self._dialect(script).encode())  # statements, no parameters
                 for version in done:

@@ -215,12 +215,7 @@ class SQLiteStore(SqlStore):
             versions = schema.plan(self._version(conn), target)
             if versions is None:
                 return  # another process migrated while this one waited
-            if not versions:
-                scripts = [(schema.fresh("sqlite"), range(1, schema.latest() + 1))]
-            else:
-                steps = schema.migrations("sqlite")
-                scripts = [(steps[v - 1].script, range(v, v + 1)) for v in versions]
-            for script, done in scripts:
+            for script, done in schema.scripts("sqlite", versions):
                 for statement in schema.statements(_dialect(script)):
                     conn.execute(statement)
                 conn.executemany(

@@ -91,6 +91,15 @@ def plan(current: int, target: int | None) -> list[int] | None:
     return list(range(current + 1, goal + 1))
 
 
+def scripts(dialect: str, todo: list[int]) -> list[tuple[str, range]]:
+    """The scripts that carry out ``todo`` (from :func:`plan`), each with the versions it
+    records: the fresh schema for all of them, or one migration each."""
+    if not todo:
+        return [(fresh(dialect), range(1, latest() + 1))]
+    found = migrations(dialect)
+    return [(found[v - 1].script, range(v, v + 1)) for v in todo]
+
+
 def statements(script: str) -> list[str]:
     """A script's statements, for a driver that runs one at a time (SQLite).
 
