@@ -22,8 +22,8 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(type=type(exc).__qualname__, message=str(exc), traceback=tb)
+        """The best description of ``exc`` that can be built, whatever its methods do."""
+        return cls(type=type(exc).__qualname__, message=describe(exc), traceback=_traceback(exc))
 
     def to_json(self) -> dict[str, str]:
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
@@ -35,6 +35,25 @@ class ErrorInfo:
             message=str(data.get("message", "")),
             traceback=str(data.get("traceback", "")),
         )
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, or what can be said of it when its ``__str__`` raises."""
+    try:
+        return str(exc)
+    except BaseException as inner:  # user code's __str__: anything may come out of it
+        return f"<unprintable {type(exc).__qualname__}: str() raised {type(inner).__qualname__}>"
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException:  # a chain too odd to format: keep the frames at least
+        try:
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+        except BaseException:
+            frames = ""
+        return f"{frames}{type(exc).__qualname__}: {describe(exc)}\n"
 
 
 class DurablyError(Exception):
@@ -51,6 +70,20 @@ class RetryableError(DurablyError):
 
 class FatalError(DurablyError):
     """Raise from a step to fail it at once: it is never retried."""
+
+
+class Interrupted(FatalError):
+    """User code raised ``KeyboardInterrupt`` or ``SystemExit`` inside a run.
+
+    It fails the step (never retried) or the run, never the engine: such an error
+    escaping a task would stop the event loop every async run shares.
+    """
+
+    @classmethod
+    def of(cls, exc: BaseException, where: str) -> Interrupted:
+        interrupted = cls(f"{type(exc).__qualname__} raised {where}: {describe(exc)}")
+        interrupted.__cause__ = exc
+        return interrupted
 
 
 class _RemoteError(DurablyError):

@@ -32,8 +32,17 @@ def conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Concl
     """Decide how this execution ends; ``None`` when it must be abandoned.
 
     Abandoned: another worker owns the run now, or the database failed one of its
-    writes (then the executor releases the run for a later replay).
+    writes (then the executor releases the run for a later replay). Whatever the
+    result and the error do when they are encoded or described, the run ends: as
+    failed, with the best description that can be built.
     """
+    try:
+        return _conclude(ctx, result, error)
+    except BaseException as exc:
+        return _finish(ctx, RunStatus.FAILED, None, ErrorInfo.from_exception(exc))
+
+
+def _conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conclusion | None:
     if ctx.lost or ctx.broken or isinstance(error, LeaseLost):
         return None
     crashpoints.hit("run.before_finish")

@@ -14,7 +14,13 @@ from typing import Any, Protocol
 
 from durably import crashpoints
 from durably.clock import Clock
-from durably.errors import ErrorInfo, SerializationError, StepFailed
+from durably.errors import (
+    ErrorInfo,
+    Interrupted,
+    SerializationError,
+    StepFailed,
+    WorkflowCancelled,
+)
 from durably.hooks import Hooks, StepFinished, StepStarted, emit
 from durably.records import EntryStatus, JournalEntry, RunStatus
 from durably.registry import Step
@@ -69,38 +75,19 @@ def step_plan(
             emit(hooks.step_started, _started(scope, step, seq, attempt))
         crashpoints.hit("step.before_body")
         try:
-            result = yield Invoke(step.fn, args, kwargs, step.timeout, step.name, step.is_async)
+            try:
+                result = yield Invoke(step.fn, args, kwargs, step.timeout, step.name, step.is_async)
+            except (KeyboardInterrupt, SystemExit) as exc:  # the body's, never the engine's
+                raise Interrupted.of(exc, f"by step {step.name!r}") from exc
             took = _took(scope)
             crashpoints.hit("step.after_body")
             text = dumps(result, what=what)
-        except SerializationError as exc:
-            failed = yield from _fail(scope, step, seq, site, started, attempt, exc, _took(scope))
-            raise failed from exc
+        except WorkflowCancelled:
+            raise  # the body saw the run's cancellation (is_cancelled()): the run ends cancelled
         except Exception as exc:
             took = _took(scope)
-            delay = step.policy.next_delay(attempt, exc)
-            if delay is None:
-                failed = yield from _fail(scope, step, seq, site, started, attempt, exc, took)
-                raise failed from exc
-            error = ErrorInfo.from_exception(exc)
-            if hooks.step_finished:
-                event = _finished(scope, step, seq, attempt, "retrying", took, error)
-                emit(hooks.step_finished, event)
-            if delay > RESIDENT_DELAY:  # free the worker; the claim path brings it back
-                retrying = JournalEntry(
-                    seq,
-                    "step",
-                    step.name,
-                    EntryStatus.RETRYING,
-                    None,
-                    error,
-                    attempt,
-                    started,
-                    None,
-                    site,
-                )
-                raise Suspend(RunStatus.PENDING, scope.now() + delay, (retrying,)) from exc
-            yield Sleep(delay)  # a short backoff stays resident
+            delay = None if isinstance(exc, SerializationError) else _delay(step, attempt, exc)
+            yield from _retry_or_fail(scope, step, (seq, site, started, attempt), exc, took, delay)
             continue
         finally:
             scope.current_step = None
@@ -126,6 +113,40 @@ def step_plan(
         if type(result) in _JSON_SCALARS and (hint is Any or hint is type(result)):
             return result  # decoding its JSON would give back the same value
         return loads(text, hint, what=what)
+
+
+def _retry_or_fail(
+    scope: Scope,
+    step: Step[Any, Any],
+    position: tuple[int, str, float, int],
+    exc: Exception,
+    took: float,
+    delay: float | None,
+) -> Plan[None]:
+    """After a failed attempt: fail the step for good (no ``delay``), free the worker until
+    a long backoff is over, or sleep a short one here and return to try again."""
+    seq, site, started, attempt = position
+    if delay is None:
+        failed = yield from _fail(scope, step, seq, site, started, attempt, exc, took)
+        raise failed from exc
+    error = ErrorInfo.from_exception(exc)
+    if scope.hooks.step_finished:
+        event = _finished(scope, step, seq, attempt, "retrying", took, error)
+        emit(scope.hooks.step_finished, event)
+    if delay > RESIDENT_DELAY:  # free the worker; the claim path brings it back
+        retrying = JournalEntry(
+            seq, "step", step.name, EntryStatus.RETRYING, None, error, attempt, started, None, site
+        )
+        raise Suspend(RunStatus.PENDING, scope.now() + delay, (retrying,)) from exc
+    yield Sleep(delay)  # a short backoff stays resident
+
+
+def _delay(step: Step[Any, Any], attempt: int, exc: Exception) -> float | None:
+    """When to try again, or None; an error whose own attributes break the policy fails."""
+    try:
+        return step.policy.next_delay(attempt, exc)
+    except Exception:
+        return None
 
 
 def _fail(

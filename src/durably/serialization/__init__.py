@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from durably.errors import SerializationError
+from durably.errors import SerializationError, describe
 from durably.serialization.convert import Conv, converter, fit, is_pydantic, restore, type_hints
 
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
@@ -89,9 +89,11 @@ def dumps(value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
         text = _ENCODER.encode(value)
     except RecursionError:
         raise SerializationError(f"cannot serialize {what}: it is nested too deeply") from None
-    except (TypeError, ValueError) as exc:
-        note = " (NaN and infinity have no JSON form)" if "Out of range" in str(exc) else ""
-        raise SerializationError(f"cannot serialize {what}: {exc}{note}") from exc
+    except Exception as exc:  # a value's own code may raise anything (a field never set)
+        message = describe(exc)
+        note = " (NaN and infinity have no JSON form)" if "Out of range" in message else ""
+        kind = "" if isinstance(exc, TypeError | ValueError) else f"{type(exc).__qualname__}: "
+        raise SerializationError(f"cannot serialize {what}: {kind}{message}{note}") from exc
     if len(text) > limit:
         raise SerializationError(
             f"{what} is {len(text):,} bytes, over the {limit:,}-byte payload limit; "

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from durably.errors import SerializationError
+from durably.errors import SerializationError, describe
 
 Conv = Callable[[Any], Any]
 _NoneType = type(None)
@@ -79,9 +79,10 @@ def fit(data: Any, hint: Any, convert: Conv, what: str) -> Any:
     """``convert(data)``, with a misfit reported as a :class:`SerializationError`."""
     try:
         return convert(data)
-    except _MISFIT as exc:
+    except Exception as exc:  # a class's own __init__ may raise anything
         expected = hint.__qualname__ if isinstance(hint, type) else repr(hint)
-        raise SerializationError(f"{what} does not fit {expected}: {exc}") from exc
+        kind = "" if isinstance(exc, _MISFIT) else f"{type(exc).__qualname__}: "
+        raise SerializationError(f"{what} does not fit {expected}: {kind}{describe(exc)}") from exc
 
 
 def converter(hint: Any) -> Conv | None:

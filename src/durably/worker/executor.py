@@ -13,14 +13,14 @@ import fnmatch
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from durably import crashpoints, queues, registry
 from durably.clock import StoreTime
 from durably.committer import Committer
-from durably.errors import LeaseLost, StoreClosed, StoreError
+from durably.errors import Interrupted, LeaseLost, StoreClosed, StoreError
 from durably.handoff import Inbox
 from durably.hooks import Hooks, RunClaimed, RunEnded, RunLost, RunSuspended, emit
 from durably.records import Claim
@@ -70,6 +70,7 @@ class Executor:
         self.patterns = None if workflows is None else list(workflows)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="durably-worker")
         self._loop = asyncio.new_event_loop()
+        self._loop.set_task_factory(_guarded_task)
         committer.loop = self._loop
         self.inflight: dict[str, RunContext] = {}
         self.inbox = Inbox(self._loop)
@@ -336,6 +337,26 @@ class Executor:
         ctx = self.inflight.get(run_id)
         if ctx is not None:
             ctx.cancel_requested = True
+
+
+def _guarded_task(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, T] | Generator[Any, None, T],
+    /,
+    **options: Any,
+) -> asyncio.Future[T]:
+    """Every task on the engine's loop, its coroutine guarded: a ``KeyboardInterrupt`` or
+    ``SystemExit`` that user code raises in a task (a step with a timeout, a branch of
+    ``asyncio.gather``) would otherwise escape the task and stop the loop every async
+    run shares. It becomes :class:`~durably.errors.Interrupted` instead."""
+    return asyncio.Task(_guarded(coro), loop=loop, **options)
+
+
+async def _guarded(coro: Coroutine[Any, Any, T] | Generator[Any, None, T]) -> T:
+    try:
+        return await cast(Awaitable[T], coro)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise Interrupted.of(exc, "in a task of an async run") from exc
 
 
 def _call(ctx: RunContext) -> Any:
