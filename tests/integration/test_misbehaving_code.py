@@ -134,7 +134,7 @@ def test_a_value_that_breaks_its_encoding_fails_cleanly(engine: durably.Engine) 
 
 
 def test_interrupts_inside_runs_fail_them_and_the_engine_lives_on(engine: durably.Engine) -> None:
-    cases = {
+    cases: dict[durably.Workflow[[], Any], str] = {
         interrupt_async_step: "KeyboardInterrupt raised",
         exit_in_gather: "SystemExit raised",
         interrupt_sync_step: "KeyboardInterrupt raised",
