@@ -154,6 +154,20 @@ class RunNotFound(DurablyError):
     """No run with this id exists."""
 
 
+class IdempotencyConflict(DurablyError):
+    """A start reused the run id or idempotency key of a run that is not the one asked
+    for: another workflow, other input, or another parent. Nothing is started."""
+
+    def __init__(self, key: str, run_id: str, differs: list[str]) -> None:
+        super().__init__(
+            f"{key} belongs to run {run_id}, which has {' and '.join(differs)}: a start with "
+            "the same id or key must ask for the same workflow with the same input"
+        )
+        self.key = key
+        self.run_id = run_id
+        self.differs = differs
+
+
 class InvalidRunState(DurablyError):
     """The run is not in a state that allows the requested action."""
 

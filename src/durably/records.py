@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from durably.errors import ErrorInfo
+from durably.errors import ErrorInfo, IdempotencyConflict
 from durably.serialization import loads
 
 
@@ -205,6 +205,23 @@ class NewRun:
     partition_key: str | None = None
     owner: str | None = None  # set when the starting process claims the run at once
     lease: float = 0.0  # the claim's lease length, with owner
+
+    def check_same(self, existing: RunRow) -> None:
+        """Raise :class:`IdempotencyConflict` unless ``existing`` (the run this start's id
+        or key found) is the run it asks for: same workflow, same input, same parent."""
+        differs = []
+        if existing.workflow != self.workflow:
+            differs.append(f"workflow {existing.workflow!r}, not {self.workflow!r}")
+        elif loads(existing.input, what="a run's input") != loads(self.input, what="the input"):
+            differs.append("other input")
+        if existing.parent_id != self.parent_id:
+            differs.append(f"parent {existing.parent_id!r}, not {self.parent_id!r}")
+        if differs:
+            by_key = self.idempotency_key is not None and existing.run_id != self.run_id
+            key = (
+                f"idempotency key {self.idempotency_key!r}" if by_key else f"run id {self.run_id!r}"
+            )
+            raise IdempotencyConflict(key, existing.run_id, differs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,11 @@ from durably.durations import parse_duration
 from durably.errors import WorkflowNotFound
 from durably.handle import RunHandle, RunSource
 from durably.handoff import Waiter, inbox, resolve
-from durably.records import Claim, NewRun, new_run_id
+from durably.records import Claim, NewRun, RunRow, new_run_id
 from durably.registry import Workflow
 from durably.runtime.effects import Plan, Write, drive_async, drive_sync
 from durably.serialization import encode_call, return_hint
+from durably.stores.base import Store, Transaction
 from durably.worker.executor import Executor
 
 P = ParamSpec("P")
@@ -231,7 +232,7 @@ class Starter:
         """Write the run, then set it going here or wake whoever will take it."""
         launcher = self._launcher
         store, executor = launcher.store, launcher.executor
-        row, created = yield Write(lambda tx: store.create_run(tx, new))
+        row, created = yield Write(lambda tx: _create(store, tx, new))
         crashpoints.hit("start.after_create")
         # Only a run this call created is dispatched here. (A run claimed by a create
         # whose commit reported an error is not running; its lease is not renewed, so
@@ -244,6 +245,13 @@ class Starter:
             else:
                 executor.poke()
         return RunHandle(launcher, row.run_id, hint)
+
+
+def _create(store: Store, tx: Transaction, new: NewRun) -> tuple[RunRow, bool]:
+    row, created = store.create_run(tx, new)
+    if not created:
+        new.check_same(row)  # an id or key of another run is refused, not handed back
+    return row, created
 
 
 def _resolve(wf: Workflow[Any, Any] | str, *, execute: bool) -> Workflow[Any, Any] | None:

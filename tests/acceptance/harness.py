@@ -160,7 +160,7 @@ class Scenario:
     run_id: str
     queued: bool = False  # the first process starts it with the executor stopped
     signal: bool = False  # the run waits for app.SIGNAL: the first process sends it
-    related: tuple[str, ...] = ()  # child runs whose checkpoints count as the run's
+    children: bool = False  # the checkpoints of the run's child runs count as its own
 
     def run_args(self, db: Path, effects: Path) -> list[str]:
         args = ["--db", str(db), "--effects", str(effects), "run", "--kind", self.kind]
@@ -201,7 +201,7 @@ def crash_and_recover(workdir: Path, scenario: Scenario, crash_specs: Sequence[s
         crashed = run_app(args, crash_at=spec, timeout=30)
         assert_killed(crashed, spec)
         processes.append(Process(crashed.pid, committed or frozenset(), killed=True))
-        committed = committed_steps(db, scenario.run_id, scenario.related)
+        committed = committed_steps(db, scenario.run_id, scenario.children)
         if any(e.step == STARTED and e.pid == crashed.pid for e in read_effects(effects)):
             # G1 starts here: start_workflow returned, so the run must be durable.
             assert committed is not None, f"run {scenario.run_id} vanished after its start"
@@ -232,8 +232,8 @@ def reader(db: Path) -> Iterator[durably.Engine]:
         engine.close()
 
 
-def committed_steps(db: Path, run_id: str, related: Iterable[str] = ()) -> frozenset[str] | None:
-    """Names of the steps of the run (and of ``related`` runs, if they exist) whose
+def committed_steps(db: Path, run_id: str, children: bool = False) -> frozenset[str] | None:
+    """Names of the steps of the run (and of its children, with ``children``) whose
     checkpoint committed; ``None`` if the run does not exist.
 
     Call only while no process has the database open for work: the engine
@@ -241,16 +241,15 @@ def committed_steps(db: Path, run_id: str, related: Iterable[str] = ()) -> froze
     """
     names: set[str] = set()
     with reader(db) as engine:
-        for i, rid in enumerate([run_id, *related]):
-            try:
-                names.update(
-                    s.name
-                    for s in engine.steps(rid)
-                    if s.kind == "step" and s.status == "completed"
-                )
-            except durably.RunNotFound:
-                if i == 0:
-                    return None
+        try:
+            engine.get_run(run_id)
+        except durably.RunNotFound:
+            return None
+        kids = [r.run_id for r in engine.list_runs(limit=10_000) if r.parent_id == run_id]
+        for rid in [run_id, *(kids if children else [])]:
+            names.update(
+                s.name for s in engine.steps(rid) if s.kind == "step" and s.status == "completed"
+            )
     return frozenset(names)
 
 

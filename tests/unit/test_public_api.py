@@ -9,6 +9,7 @@ EXPECTED = {
     "Engine",
     "ErrorInfo",
     "FatalError",
+    "IdempotencyConflict",
     "InvalidRunState",
     "LeaseLost",
     "NonDeterminismError",

@@ -6,7 +6,7 @@ from collections.abc import Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from durably.errors import ChildFailed, ErrorInfo
-from durably.records import Claim, EntryStatus, NewRun, RunRow, RunStatus
+from durably.records import Claim, EntryStatus, NewRun, RunRow, RunStatus, new_run_id
 from durably.registry import Workflow
 from durably.runtime.context import RunContext, require
 from durably.runtime.effects import Plan, drive_async, drive_sync
@@ -51,7 +51,9 @@ def _start_plan(
         return ChildHandle(loads(entry.output, what="a child id"), wf.name, hint)
     wf.check_arguments(args, kwargs)
     ctx.gate()
-    child_id = f"{ctx.run_id}.{seq}"  # deterministic: a retried start finds the same child
+    # A new id each time: no start call can name a child before it exists. (A write
+    # retried after an error reporting a commit keeps this id: it is made once here.)
+    child_id = new_run_id()
     text = encode_call(wf.fn, args, kwargs, what=f"input of child workflow {wf.name!r}")
     host = ctx.host
     direct = host is not None and host.has_room("default", wf.name)
@@ -69,7 +71,10 @@ def _start_plan(
     def start(tx: Transaction) -> tuple[RunRow, bool]:
         # The journal entry first: a lost lease then leaves no child behind.
         store.append_entry(tx, lease, started)
-        return store.create_run(tx, child)
+        row, created = store.create_run(tx, child)
+        if not created:
+            child.check_same(row)
+        return row, created
 
     row, created = yield ctx.fenced(start)
     if created and direct and host is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec
@@ -27,6 +28,13 @@ def compensate(fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> No
     ctx = current()
     if ctx is None:
         raise NotInWorkflow("durably.compensate() can only be called inside a workflow run")
+    is_async = fn.is_async if isinstance(fn, Step) else inspect.iscoroutinefunction(fn)
+    if is_async and not ctx.is_async:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise TypeError(
+            f"durably.compensate({name}): an async undo action cannot run in sync workflow "
+            f"{ctx.workflow.name!r}; make the action sync, or the workflow async"
+        )
     ctx.compensations.append((fn, args, kwargs))
 
 

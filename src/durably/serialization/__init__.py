@@ -94,12 +94,39 @@ def dumps(value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
         note = " (NaN and infinity have no JSON form)" if "Out of range" in message else ""
         kind = "" if isinstance(exc, TypeError | ValueError) else f"{type(exc).__qualname__}: "
         raise SerializationError(f"cannot serialize {what}: {kind}{message}{note}") from exc
+    if "{" in text:  # an object: its keys, once strings, must still be unique
+        _unique_keys(text, what)
     if len(text) > limit:
         raise SerializationError(
             f"{what} is {len(text):,} bytes, over the {limit:,}-byte payload limit; "
             "store large data elsewhere and pass a reference to it"
         )
     return text
+
+
+class _Collision(Exception):
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(keys)
+        self.keys = keys
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) > 1:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise _Collision(sorted({k for k in keys if keys.count(k) > 1}))
+
+
+def _unique_keys(text: str, what: str) -> None:
+    """JSON object keys are strings: ``{1: "a", "1": "b"}`` would lose an entry."""
+    try:
+        json.loads(text, object_pairs_hook=_no_duplicates)
+    except _Collision as collision:
+        keys = ", ".join(repr(k) for k in collision.keys)
+        raise SerializationError(
+            f"cannot serialize {what}: keys that differ in Python become the same JSON "
+            f"string ({keys}); a dict cannot mix keys such as 1 and '1': use keys of one type"
+        ) from None
 
 
 def loads(text: str | None, hint: Any = Any, *, what: str) -> Any:

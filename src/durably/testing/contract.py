@@ -223,6 +223,22 @@ class StoreContract:
         assert self.write(store, lambda tx: take(tx, lease, entry(2, "go", None))) is None
         assert [(e.seq, e.output) for e in store.journal("r1")] == [(0, '"a"'), (1, '"b"')]
 
+    def test_a_signal_key_is_one_signal_per_run_and_name(self, store: Store) -> None:
+        leases = [self.claimed(store, run_id) for run_id in ("r1", "r2")]
+        for run_id in ("r1", "r2", "r1"):
+            self.signal(store, run_id, f'"{run_id}"', "same-key")
+        self.write(store, lambda tx: store.send_signal(tx, "r1", "other", '"o"', "same-key"))
+        take = store.take_signal
+        for lease in leases:
+            got = self.write(store, lambda tx, lease=lease: take(tx, lease, entry(0, "go", None)))
+            assert got == f'"{lease.run_id}"'
+            nothing = self.write(
+                store, lambda tx, lease=lease: take(tx, lease, entry(1, "go", None))
+            )
+            assert nothing is None
+        other = self.write(store, lambda tx: take(tx, leases[0], entry(2, "other", None)))
+        assert other == '"o"'
+
     def test_signals_go_only_to_runs_that_exist_and_have_not_ended(self, store: Store) -> None:
         with pytest.raises(RunNotFound):
             self.write(store, lambda tx: store.send_signal(tx, "nobody", "go", "1", "k"))

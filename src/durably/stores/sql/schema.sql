@@ -60,7 +60,8 @@ CREATE TABLE signals (
     send_key TEXT
 );
 CREATE INDEX signals_mailbox ON signals (run_id, name, id) WHERE consumed_seq IS NULL;
-CREATE UNIQUE INDEX signals_send_key ON signals (send_key) WHERE send_key IS NOT NULL;
+CREATE UNIQUE INDEX signals_send_key ON signals (run_id, name, send_key)
+    WHERE send_key IS NOT NULL;
 
 CREATE TABLE events (
     run_id TEXT NOT NULL,
