@@ -77,6 +77,9 @@ class StoreContract:
     def signal(self, store: Store, run_id: str, payload: str, key: str) -> None:
         self.write(store, lambda tx: store.send_signal(tx, run_id, "go", payload, key))
 
+    def take(self, store: Store, lease: Lease, seq: int, name: str) -> str | None:
+        return self.write(store, lambda tx: store.take_signal(tx, lease, entry(seq, name, None)))
+
     def claimed(self, store: Store, run_id: str, owner: str = "a") -> Lease:
         """Create ``run_id`` already claimed by ``owner`` (the in-process fast path)."""
         row, created = self.create(store, new(run_id, owner=owner, lease=30.0))
@@ -228,16 +231,10 @@ class StoreContract:
         for run_id in ("r1", "r2", "r1"):
             self.signal(store, run_id, f'"{run_id}"', "same-key")
         self.write(store, lambda tx: store.send_signal(tx, "r1", "other", '"o"', "same-key"))
-        take = store.take_signal
         for lease in leases:
-            got = self.write(store, lambda tx, lease=lease: take(tx, lease, entry(0, "go", None)))
-            assert got == f'"{lease.run_id}"'
-            nothing = self.write(
-                store, lambda tx, lease=lease: take(tx, lease, entry(1, "go", None))
-            )
-            assert nothing is None
-        other = self.write(store, lambda tx: take(tx, leases[0], entry(2, "other", None)))
-        assert other == '"o"'
+            assert self.take(store, lease, 0, "go") == f'"{lease.run_id}"'
+            assert self.take(store, lease, 1, "go") is None
+        assert self.take(store, leases[0], 2, "other") == '"o"'
 
     def test_signals_go_only_to_runs_that_exist_and_have_not_ended(self, store: Store) -> None:
         with pytest.raises(RunNotFound):
