@@ -12,10 +12,11 @@ from typing import Any
 from durably import registry
 from durably.committer import Committer
 from durably.durations import parse_duration
-from durably.errors import RunNotFound, WorkflowNotFound
+from durably.errors import InvalidRunState, RunNotFound, WorkflowNotFound
 from durably.handle import RunHandle
 from durably.hooks import Hooks
 from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id
+from durably.runtime.retrying import positions_to_drop
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
 from durably.starting import Starter, StartOptions, check_id
 from durably.stores import open_store
@@ -178,8 +179,18 @@ class Engine(Starter):
         return [StepRecord.from_entry(e) for e in self.store.journal(run_id)]
 
     def retry(self, run_id: str) -> RunHandle[Any]:
-        """Run a failed run again: recorded steps are replayed, the failed step runs anew."""
-        self.committer.run(lambda tx: self.store.retry_run(tx, run_id))
+        """Run a failed run again: recorded steps are replayed, its failed steps run anew
+        (a failed branch of a ``map`` too).
+
+        Raises:
+            RunNotFound: no such run.
+            InvalidRunState: the run is not failed, or its compensations already ran.
+        """
+        row = self._row(run_id)
+        if row.status is not RunStatus.FAILED:
+            raise InvalidRunState(f"run {run_id} is {row.status}; only failed runs can be retried")
+        drop = positions_to_drop(row, self.store.journal(run_id))
+        self.committer.run(lambda tx: self.store.retry_run(tx, run_id, drop))
         if self._executor is not None:
             self._executor.poke()
         return self.handle(run_id)

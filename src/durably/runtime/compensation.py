@@ -12,6 +12,7 @@ from durably.registry import Step
 from durably.retry import RetryPolicy
 from durably.runtime.context import RunContext, current
 from durably.runtime.effects import Plan
+from durably.runtime.retrying import COMPENSATION_SITE
 from durably.runtime.unwinding import ContinueAsNew, Suspend
 
 P = ParamSpec("P")
@@ -66,6 +67,7 @@ def _undo_steps(
 def unwind(ctx: RunContext) -> Plan[None]:
     """Run the undo actions as durable steps, newest first; a failed one does not stop the rest."""
     ctx.shielded += 1  # undo work must run even though the run was cancelled
+    ctx.site = COMPENSATION_SITE  # so that a retry knows the run's work was undone
     try:
         for step, args, kwargs in _undo_steps(ctx):
             try:
@@ -74,3 +76,4 @@ def unwind(ctx: RunContext) -> Plan[None]:
                 log.error("run %s: compensation failed: %s", ctx.run_id, exc)
     finally:
         ctx.shielded -= 1
+        ctx.site = None

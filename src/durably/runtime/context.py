@@ -133,13 +133,15 @@ class RunContext:
         #: Set by durably.gather: step calls are collected as plans instead of run.
         self.deferred: list[Plan[Any]] | None = None
         self.compensations: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+        #: The call site recorded for positions taken now, when it is not the caller's.
+        self.site: str | None = None
 
     # -- positions ---------------------------------------------------------------
     def allocate(self, kind: str, name: str) -> tuple[int, JournalEntry | None, str]:
         """Take the next journal position; check it against what was recorded there."""
         seq = self.next_seq
         self.next_seq += 1
-        site = call_site()
+        site = self.site or call_site()
         entry = self.recorded.get(seq)
         if entry is not None and (entry.kind != kind or entry.name != name):
             self.fatal = NonDeterminismError(

@@ -177,8 +177,9 @@ class Store(Protocol):
         """
         ...
 
-    def retry_run(self, tx: Transaction, run_id: str) -> None:
-        """Make a failed run runnable again, dropping its trailing failed entry.
+    def retry_run(self, tx: Transaction, run_id: str, drop: Sequence[int]) -> None:
+        """Make a failed run runnable again, dropping the failed journal entries at the
+        positions ``drop`` (which ones is the engine's policy).
 
         Raises ``RunNotFound``, or ``InvalidRunState`` when the run is not failed.
         """

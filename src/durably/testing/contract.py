@@ -275,9 +275,9 @@ class StoreContract:
         self.write(store, lambda tx: store.append_entry(tx, lease, entry(0, "a")))
         self.write(store, lambda tx: store.append_entry(tx, lease, failed))
         with pytest.raises(InvalidRunState):
-            self.write(store, lambda tx: store.retry_run(tx, "r1"))  # still running
+            self.write(store, lambda tx: store.retry_run(tx, "r1", [1]))  # still running
         self.write(store, lambda tx: store.finish_run(tx, lease, RunStatus.FAILED, None, None))
-        self.write(store, lambda tx: store.retry_run(tx, "r1"))
+        self.write(store, lambda tx: store.retry_run(tx, "r1", [1]))
         assert [e.name for e in store.journal("r1")] == ["a"]
         assert [c.run.run_id for c in self.claim(store, "w2")] == ["r1"]
 

@@ -209,11 +209,13 @@ class SqlStore(ClaimSql, MessageSql):
         if parent_id is not None and continued_to is None:  # a parent waits for a chain's end
             execute(tx, self._statements["wake"], (parent_id,))
 
-    def retry_run(self, tx: Transaction, run_id: str) -> None:
+    def retry_run(self, tx: Transaction, run_id: str, drop: Sequence[int]) -> None:
         status = self._status(tx, run_id)
         if status != RunStatus.FAILED.value:
             raise InvalidRunState(f"run {run_id} is {status}; only failed runs can be retried")
-        execute(tx, self._statements["drop_failed_entry"], (run_id, run_id))
+        if drop:
+            statement = self.sql("drop_failed_entries", seqs=placeholders(len(drop)))
+            execute(tx, statement, (run_id, *drop))
         execute(tx, self._statements["make_runnable"], (run_id,))
 
     def _status(self, tx: Transaction, run_id: str) -> str:

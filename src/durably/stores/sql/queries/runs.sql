@@ -49,9 +49,8 @@ WHERE {fence}
 -- name: wake
 {wake} WHERE run_id = ?
 
--- name: drop_failed_entry
-DELETE FROM journal WHERE run_id = ? AND status = 'failed'
-    AND seq = (SELECT MAX(seq) FROM journal WHERE run_id = ?)
+-- name: drop_failed_entries
+DELETE FROM journal WHERE run_id = ? AND status = 'failed' AND seq IN ({seqs})
 
 -- name: make_runnable
 UPDATE runs SET status = 'pending', error = NULL, available_at = durably_now(),
