@@ -15,10 +15,11 @@ from durably.durations import parse_duration
 from durably.errors import InvalidRunState, RunNotFound, WorkflowNotFound
 from durably.handle import RunHandle
 from durably.hooks import Hooks
+from durably.names import check_name, check_optional
 from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id
 from durably.runtime.retrying import positions_to_drop
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
-from durably.starting import Starter, StartOptions, check_id
+from durably.starting import Starter, StartOptions
 from durably.stores import open_store
 from durably.stores.base import Store
 from durably.stores.sqlite import Synchronous
@@ -67,6 +68,8 @@ class Engine(Starter):
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive int, not {workers!r}")
+        if isinstance(max_payload, bool) or not isinstance(max_payload, int) or max_payload < 1:
+            raise ValueError(f"max_payload must be a positive int of bytes, not {max_payload!r}")
         self.store = open_store(store, synchronous)
         self.workers = workers
         self.lease = parse_duration(lease)
@@ -98,6 +101,7 @@ class Engine(Starter):
                 workers=self.workers,
                 lease=self.lease,
                 poll_interval=self.poll_interval,
+                max_payload=self.max_payload,
                 on_finished=self.watchers.notify,
                 queues=self.queues,
                 workflows=self.workflows,
@@ -221,7 +225,8 @@ class Engine(Starter):
             RunNotFound: no such run. InvalidRunState: the run has ended.
         """
         text = dumps(payload, what=f"signal {name!r} payload", limit=self.max_payload)
-        key = check_id("idempotency_key", idempotency_key) or new_run_id()
+        check_name("signal name", name)
+        key = check_optional("idempotency_key", idempotency_key) or new_run_id()
         self.committer.run(lambda tx: self.store.send_signal(tx, run_id, name, text, key))
         if self._executor is not None:
             self._executor.poke()
@@ -231,6 +236,7 @@ class Engine(Starter):
 
         Returns ``None`` when ``timeout`` passes first or the run ends without it.
         """
+        check_name("event key", key)
         deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
         pause = 0.005
         while True:

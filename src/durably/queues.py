@@ -14,14 +14,17 @@ import threading
 from dataclasses import dataclass
 
 from durably.durations import parse_duration
+from durably.names import check_name
 
 _declared: dict[str, Queue] = {}
 _lock = threading.Lock()
 
 
 def _positive(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive int or None, not {value!r}")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31
+    ):
+        raise ValueError(f"{name} must be an int from 1 to 2**31 - 1, or None, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,7 @@ class Queue:
     partition_concurrency: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or len(self.name) > 200:
-            raise ValueError(f"a queue name must be a non-empty string, not {self.name!r}")
+        check_name("a queue name", self.name)
         _positive("concurrency", self.concurrency)
         _positive("worker_concurrency", self.worker_concurrency)
         _positive("partition_concurrency", self.partition_concurrency)

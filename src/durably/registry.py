@@ -16,6 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from durably import current
 from durably.durations import parse_duration
 from durably.errors import WorkflowNotFound
+from durably.names import check_optional
 from durably.retry import Backoff, RetryPolicy
 from durably.serialization import return_hint
 
@@ -131,12 +132,6 @@ def lookup(name: str) -> Workflow[Any, Any]:
         ) from None
 
 
-def _check_name(name: str | None) -> str | None:
-    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
-        raise ValueError(f"a name must be a non-empty string of at most 200 chars, not {name!r}")
-    return name
-
-
 @overload
 def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 @overload
@@ -152,7 +147,7 @@ def workflow(
             (``"orders.checkout.v1"``).
     """
 
-    _check_name(name)
+    check_optional("name", name)
 
     def decorate(f: Callable[P, R]) -> Workflow[P, R]:
         wf = Workflow(f, name or f.__qualname__)
@@ -195,7 +190,7 @@ def step(
     if limit == 0:
         raise ValueError("a step timeout must be greater than zero")
 
-    _check_name(name)
+    check_optional("name", name)
 
     def decorate(f: Callable[P, R]) -> Step[P, R]:
         return Step(f, name or f.__qualname__, policy, limit)

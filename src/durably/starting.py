@@ -24,6 +24,7 @@ from durably.durations import parse_duration
 from durably.errors import WorkflowNotFound
 from durably.handle import RunHandle, RunSource
 from durably.handoff import Waiter, inbox, resolve
+from durably.names import check_name, check_optional
 from durably.records import Claim, NewRun, RunRow, new_run_id
 from durably.registry import Workflow
 from durably.runtime.effects import Plan, Write, drive_async, drive_sync
@@ -33,13 +34,6 @@ from durably.worker.executor import Executor
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def check_id(kind: str, value: str | None) -> str | None:
-    """``value`` if it is ``None`` or a usable id; a :class:`ValueError` otherwise."""
-    if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
-        raise ValueError(f"{kind} must be a non-empty string of at most 200 chars, not {value!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +57,18 @@ class StartOptions:
     partition_key: str | None = None
 
     def __post_init__(self) -> None:
-        check_id("run_id", self.run_id)
-        check_id("idempotency_key", self.idempotency_key)
-        check_id("queue", self.queue)
-        check_id("partition_key", self.partition_key)
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise ValueError(f"priority must be an int, not {self.priority!r}")
+        check_optional("run_id", self.run_id)
+        check_optional("idempotency_key", self.idempotency_key)
+        check_name("queue", self.queue)
+        check_optional("partition_key", self.partition_key)
+        if (
+            isinstance(self.priority, bool)
+            or not isinstance(self.priority, int)
+            or not -(2**31) <= self.priority < 2**31
+        ):
+            raise ValueError(
+                f"priority must be an int from -2**31 to 2**31 - 1, not {self.priority!r}"
+            )
         if self.delay is not None:
             parse_duration(self.delay)
 
@@ -265,5 +265,5 @@ def _resolve(wf: Workflow[Any, Any] | str, *, execute: bool) -> Workflow[Any, An
     except WorkflowNotFound:
         if execute:
             raise
-        check_id("workflow name", wf)
+        check_name("workflow name", wf)
         return None  # a client starts it by name for workers that have it

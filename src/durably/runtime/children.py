@@ -54,7 +54,8 @@ def _start_plan(
     # A new id each time: no start call can name a child before it exists. (A write
     # retried after an error reporting a commit keeps this id: it is made once here.)
     child_id = new_run_id()
-    text = encode_call(wf.fn, args, kwargs, what=f"input of child workflow {wf.name!r}")
+    what = f"input of child workflow {wf.name!r}"
+    text = encode_call(wf.fn, args, kwargs, what=what, limit=ctx.max_payload)
     host = ctx.host
     direct = host is not None and host.has_room("default", wf.name)
     child = NewRun(

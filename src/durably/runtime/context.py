@@ -103,12 +103,14 @@ class RunContext:
         claim: Claim,
         hooks: Hooks,
         clock: Clock,
+        max_payload: int,
         host: Host | None = None,
     ) -> None:
         self.store = store
         self.committer = committer
         self.hooks = hooks
         self.clock = clock
+        self.max_payload = max_payload
         self.host = host
         self.workflow = workflow
         self.workflow_name = workflow.name

@@ -60,7 +60,7 @@ def _conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conc
     if error is None:
         what = f"result of workflow {ctx.workflow.name!r} (run {ctx.run_id})"
         try:
-            text = dumps(result, what=what)
+            text = dumps(result, what=what, limit=ctx.max_payload)
         except SerializationError as exc:
             error = exc
         else:
@@ -99,6 +99,7 @@ def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
         request.call_args,
         request.call_kwargs,
         what=f"input of workflow {workflow.name!r} (continued from run {ctx.run_id})",
+        limit=ctx.max_payload,
     )
     run = ctx.run
     direct = host is not None and host.has_room(run.queue, workflow.name)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 from durably.durations import parse_duration
+from durably.names import check_name
 from durably.records import EntryStatus, RunStatus
 from durably.retry import RESIDENT_DELAY
 from durably.runtime.context import RunContext, current, owning, require
@@ -101,6 +102,7 @@ async def sleep_until_async(when: datetime) -> None:
 def _signal_plan(
     ctx: RunContext, name: str, timeout: Duration | None, raise_on_timeout: bool
 ) -> Plan[Any]:
+    check_name("signal name", name)
     seq, entry, site = ctx.allocate("signal", name)
     if entry is not None and entry.status is EntryStatus.COMPLETED:
         return _signal_result(entry.output, name, raise_on_timeout)
@@ -154,11 +156,12 @@ async def wait_for_signal_async(
 
 # -- events -------------------------------------------------------------------------------
 def _event_plan(ctx: RunContext, key: str, value: Any) -> Plan[None]:
+    check_name("event key", key)
     seq, entry, site = ctx.allocate("event", key)
     if entry is not None:
         return
     ctx.gate()
-    text = dumps(value, what=f"event {key!r} of run {ctx.run_id}")
+    text = dumps(value, what=f"event {key!r} of run {ctx.run_id}", limit=ctx.max_payload)
     published = ctx.entry(seq, "event", key, site, text)
     store, lease = ctx.store, ctx.lease
     yield ctx.fenced(lambda tx: store.set_event(tx, lease, published, text))
@@ -218,6 +221,7 @@ def patched(change_id: str) -> bool:
     ``if durably.patched("ship-v2"): new_path() else: old_path()`` keeps runs
     started before a deploy on their recorded path.
     """
+    check_name("change id", change_id)
     ctx = current()
     if ctx is None:
         return True
@@ -253,6 +257,11 @@ def shield() -> Iterator[None]:
 
 
 def continue_as_new(*args: Any, **kwargs: Any) -> NoReturn:
-    """End this run and start its successor with fresh input and an empty journal."""
-    require("durably.continue_as_new")
+    """End this run and start its successor with fresh input and an empty journal.
+
+    Raises:
+        TypeError: the arguments do not fit the workflow's signature (checked now).
+    """
+    ctx = require("durably.continue_as_new")
+    ctx.workflow.check_arguments(args, kwargs)
     raise ContinueAsNew(args, kwargs)

@@ -39,6 +39,8 @@ class Scope(Protocol):
     workflow_name: str
     clock: Clock
     hooks: Hooks
+    #: The largest result a step may return, in bytes.
+    max_payload: int
     #: The step executing now and since when (monotonic), published by the heartbeat.
     current_step: str | None
     step_since: float
@@ -81,7 +83,7 @@ def step_plan(
                 raise Interrupted.of(exc, f"by step {step.name!r}") from exc
             took = _took(scope)
             crashpoints.hit("step.after_body")
-            text = dumps(result, what=what)
+            text = dumps(result, what=what, limit=scope.max_payload)
         except WorkflowCancelled:
             raise  # the body saw the run's cancellation (is_cancelled()): the run ends cancelled
         except Exception as exc:

@@ -132,6 +132,8 @@ class PostgresStore(SqlStore):
                 return attempt()
             except PoolClosed as exc:  # an OperationalError, but nothing will reopen it
                 raise StoreClosed(f"the PostgreSQL store {self!r} is closed") from exc
+            except psycopg.DataError as exc:  # the data, not the database: retrying won't help
+                raise ValueError(f"PostgreSQL refused the data: {exc}") from exc
             except _TRANSIENT as exc:
                 if time.monotonic() > deadline:
                     raise StoreError(

@@ -51,6 +51,7 @@ class Executor:
         workers: int,
         lease: float,
         poll_interval: float,
+        max_payload: int,
         on_finished: Callable[[str, str | None], None],
         queues: Sequence[str] | None = None,
         workflows: Sequence[str] | None = None,
@@ -62,6 +63,7 @@ class Executor:
         self.time = StoreTime(self.clock, store.now)
         self.owner = new_owner()
         self.lease = lease
+        self.max_payload = max_payload
         self.capacity = max(64, workers * 8)
         self._on_finished = on_finished
         # Runs beyond the pool's threads wait in its queue: they write nothing yet.
@@ -225,6 +227,7 @@ class Executor:
             claim=claim,
             hooks=self.hooks,
             clock=self.clock,
+            max_payload=self.max_payload,
             host=self,
         )
         self.inflight[claim.run.run_id] = ctx
