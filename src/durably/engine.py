@@ -207,10 +207,10 @@ class Engine(Starter):
         cleanup run before it ends as ``cancelled``. Cancelling a cancelled run does
         nothing; a completed or failed one raises :class:`InvalidRunState`.
         """
-        text = reason or "cancelled"
+        text = reason or ""
         self.committer.run(lambda tx: self.store.cancel_run(tx, run_id, text))
         if self._executor is not None:
-            self._executor.cancel_local(run_id)
+            self._executor.cancel_local(run_id, text)
             self._executor.poke()
 
     def send_signal(

@@ -17,10 +17,10 @@ class StuckChoresStore(SQLiteStore):
 
     stuck = threading.Event()
 
-    def cancel_requests(self, owner: str) -> list[str]:
+    def cancel_requests(self, owner: str) -> dict[str, str]:
         self.stuck.set()
         time.sleep(STEP_SECONDS + 2)
-        return []
+        return {}
 
 
 @durably.step

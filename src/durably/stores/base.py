@@ -211,8 +211,8 @@ class Store(Protocol):
         """Distinct owners currently holding leases, live or expired."""
         ...
 
-    def cancel_requests(self, owner: str) -> list[str]:
-        """Ids of the runs held by ``owner`` that were asked to cancel."""
+    def cancel_requests(self, owner: str) -> dict[str, str]:
+        """The runs held by ``owner`` that were asked to cancel, with the reason given."""
         ...
 
     def get_run(self, run_id: str) -> RunRow | None:

@@ -267,7 +267,7 @@ class StoreContract:
         for run_id in ("p", "c", "gc"):
             row = store.get_run(run_id)
             assert row is not None and row.cancel_requested, run_id
-        assert store.cancel_requests("w") == [parent.run_id]
+        assert store.cancel_requests("w") == {parent.run_id: "stop"}
 
     def test_a_failed_run_is_retried_without_its_failed_entry(self, store: Store) -> None:
         lease = self.claimed(store, "r1")

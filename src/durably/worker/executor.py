@@ -335,10 +335,11 @@ class Executor:
             parked = RunSuspended(ctx.run_id, ctx.workflow_name, ending.status, ending.wake_at)
             emit(hooks.run_suspended, parked)
 
-    def cancel_local(self, run_id: str) -> None:
-        """Tell a run executing here that it was asked to cancel."""
+    def cancel_local(self, run_id: str, reason: str) -> None:
+        """Tell a run executing here that it was asked to cancel, and why."""
         ctx = self.inflight.get(run_id)
         if ctx is not None:
+            ctx.cancel_reason = reason or ctx.cancel_reason
             ctx.cancel_requested = True
 
 

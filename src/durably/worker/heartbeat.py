@@ -77,7 +77,7 @@ class Chores:
         owner: str,
         lease: float,
         inflight: Mapping[str, RunContext],
-        cancel: Callable[[str], None],
+        cancel: Callable[[str, str], None],
         released: Callable[[], None],
         stop: threading.Event,
     ) -> None:
@@ -132,8 +132,8 @@ class Chores:
         if not self._inflight:
             return
         try:
-            for run_id in self._store.cancel_requests(self._owner):
-                self._cancel(run_id)
+            for run_id, reason in self._store.cancel_requests(self._owner).items():
+                self._cancel(run_id, reason)
         except StoreError:
             log.exception("reading cancellation requests failed; retrying")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from durably.errors import ErrorInfo, InvalidRunState
 from durably.records import JournalEntry, Lease, RunRow, RunStatus
 from durably.stores.base import Transaction
-from durably.stores.sql.rows import RUN_COLUMNS, error_text, run_from_row
+from durably.stores.sql.rows import RUN_COLUMNS, error_from_text, error_text, run_from_row
 from durably.stores.sql.statements import execute
 
 _DONE = tuple(s.value for s in RunStatus if s.terminal)
@@ -80,6 +80,12 @@ class MessageSql:
         execute(tx, self.sql("cancel_tree"), (run_id, error))
         return True
 
-    def cancel_requests(self, owner: str) -> list[str]:
-        statement = self.inline("SELECT run_id FROM runs WHERE owner = ? AND cancel_requested = 1")
-        return [r[0] for r in self._read(statement, (owner,))]
+    def cancel_requests(self, owner: str) -> dict[str, str]:
+        statement = self.inline(
+            "SELECT run_id, error FROM runs WHERE owner = ? AND cancel_requested = 1"
+        )
+        requests = {}
+        for run_id, error in self._read(statement, (owner,)):
+            info = error_from_text(error)
+            requests[run_id] = info.message if info is not None else ""
+        return requests
