@@ -27,16 +27,20 @@ from durably.errors import (
     WorkflowCancelled,
     WorkflowFailed,
     WorkflowNotFound,
+    WorkflowTimedOut,
 )
 from durably.handle import RunHandle
 from durably.queues import Queue
-from durably.records import Run, RunStatus, StepRecord
+from durably.records import Run, RunInfo, RunStatus, StepRecord
 from durably.registry import Step, Workflow, step, workflow
+from durably.retry import Backoff
 from durably.runtime.children import ChildHandle, start_child, start_child_async
 from durably.runtime.compensation import compensate
 from durably.runtime.parallel import gather, map, map_async
 from durably.runtime.primitives import (
     continue_as_new,
+    current_run,
+    heartbeat,
     is_cancelled,
     now,
     patched,
@@ -71,6 +75,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     # declaring
+    "Backoff",
     "Queue",
     "Step",
     "Workflow",
@@ -80,7 +85,9 @@ __all__ = [
     "ChildHandle",
     "compensate",
     "continue_as_new",
+    "current_run",
     "gather",
+    "heartbeat",
     "is_cancelled",
     "map",
     "map_async",
@@ -103,6 +110,7 @@ __all__ = [
     "Engine",
     "Run",
     "RunHandle",
+    "RunInfo",
     "RunStatus",
     "SQLiteStore",
     "StepRecord",
@@ -126,5 +134,6 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowFailed",
     "WorkflowNotFound",
+    "WorkflowTimedOut",
     "__version__",
 ]

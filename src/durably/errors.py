@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+from durably.durations import parse_duration
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,14 @@ class DurablyError(Exception):
 
 
 class RetryableError(DurablyError):
-    """Raise from a step to ask for a retry, optionally after ``retry_after`` seconds."""
+    """Raise from a step to ask for a retry, optionally after ``retry_after`` (seconds, or a
+    duration such as ``"2s"``), in place of the step's backoff."""
 
-    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str = "", retry_after: float | str | timedelta | None = None
+    ) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = None if retry_after is None else parse_duration(retry_after)
 
 
 class FatalError(DurablyError):
@@ -136,6 +142,11 @@ class WorkflowFailed(_RemoteError):
 
 class WorkflowCancelled(DurablyError):
     """The run was cancelled: raised inside it at its next durable call, and by ``result()``."""
+
+
+class WorkflowTimedOut(WorkflowCancelled):
+    """The run ran past its workflow's ``timeout`` and was cancelled (its compensations
+    ran); raised by ``result()``."""
 
 
 class ChildFailed(_RemoteError):

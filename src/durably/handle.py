@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, TypeVar
 
-from durably.errors import RunNotFound, WorkflowCancelled, WorkflowFailed
+from durably.errors import RunNotFound, WorkflowCancelled, WorkflowFailed, WorkflowTimedOut
 from durably.handoff import inbox, resolve
 from durably.records import RunRow, RunStatus
 from durably.serialization import loads
@@ -150,5 +150,7 @@ class RunHandle(Generic[R]):
             return self._decoded(row.output)
         assert row.error is not None
         if row.status is RunStatus.CANCELLED:
+            if row.error.type == WorkflowTimedOut.__name__:
+                raise WorkflowTimedOut(row.error.message)
             raise WorkflowCancelled(row.error.message)
         raise WorkflowFailed(row.run_id, row.error)

@@ -120,6 +120,26 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What code inside a run knows of it (``durably.current_run()``).
+
+    In workflow code the step fields are ``None``; in a step's body they name the
+    step, its journal position and its attempt (1 for the first).
+    """
+
+    run_id: str
+    workflow: str
+    parent_id: str | None
+    attempt: int  # executions of the run so far, this one included
+    step: str | None = None
+    position: int | None = None
+    step_attempt: int | None = None
+    #: What the previous attempt of this step passed to ``durably.heartbeat()``
+    #: (kept in this process only: an attempt resumed elsewhere starts with None).
+    heartbeat_details: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunRow:
     """A row of the ``runs`` table, as the store returns it."""
 

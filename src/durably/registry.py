@@ -17,11 +17,14 @@ from durably import current
 from durably.durations import parse_duration
 from durably.errors import WorkflowNotFound
 from durably.names import check_optional
-from durably.retry import Backoff, RetryPolicy
+from durably.retry import BackoffSpec, Duration, RetryPolicy
 from durably.serialization import return_hint
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+#: How long an abandoned sync step body is waited for before its retry starts (seconds).
+DEFAULT_TIMEOUT_GRACE = 5.0
 
 _workflows: dict[str, Workflow[Any, Any]] = {}
 _lock = threading.Lock()
@@ -36,9 +39,10 @@ START_OPTIONS = frozenset(
 class Workflow(Generic[P, R]):
     """A registered workflow. Calling it directly runs it as a plain function."""
 
-    def __init__(self, fn: Callable[P, R], name: str) -> None:
+    def __init__(self, fn: Callable[P, R], name: str, timeout: float | None = None) -> None:
         self.fn = fn
         self.name = name
+        self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(fn)
         self._signature: inspect.Signature | bool | None = False  # False: not looked up yet
         functools.update_wrapper(self, fn)
@@ -79,12 +83,21 @@ class Step(Generic[P, R]):
     """A step: its result is checkpointed inside a workflow; a plain call outside."""
 
     def __init__(
-        self, fn: Callable[P, R], name: str, policy: RetryPolicy, timeout: float | None
+        self,
+        fn: Callable[P, R],
+        name: str,
+        policy: RetryPolicy,
+        timeout: float | None = None,
+        *,
+        timeout_grace: float = DEFAULT_TIMEOUT_GRACE,
+        heartbeat_timeout: float | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
         self.policy = policy
         self.timeout = timeout
+        self.timeout_grace = timeout_grace
+        self.heartbeat_timeout = heartbeat_timeout
         self.is_async = inspect.iscoroutinefunction(fn)
         self.result_hint = return_hint(fn)
         functools.update_wrapper(self, fn)
@@ -104,10 +117,14 @@ def register(wf: Workflow[Any, Any]) -> None:
         existing = _workflows.get(wf.name)
         if existing is not None and not _same_function(existing.fn, wf.fn):
             raise ValueError(
-                f"workflow name {wf.name!r} is already registered by "
-                f"{existing.fn.__module__}.{existing.fn.__qualname__}"
+                f"workflow name {wf.name!r} is already registered by {_where(existing.fn)}; "
+                f"{_where(wf.fn)} cannot take it too: give one of them another name"
             )
         _workflows[wf.name] = wf
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 def _same_function(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
@@ -135,64 +152,127 @@ def lookup(name: str) -> Workflow[Any, Any]:
 @overload
 def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 @overload
-def workflow(*, name: str | None = None) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 def workflow(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None
+    name: str | None = None, /, *, timeout: Duration | None = None
+) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+@overload
+def workflow(
+    *, name: str | None = None, timeout: Duration | None = None
+) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
+def workflow(
+    fn: Callable[P, R] | str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: Duration | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
     """Declare a durable workflow (sync or async). The default name is the qualified name.
 
-    Args:
-        fn: the function, when used as ``@durably.workflow`` without arguments.
-        name: a stable name to start it by; keep it when the code moves
-            (``"orders.checkout.v1"``).
-    """
+    ``@durably.workflow``, ``@durably.workflow("orders.checkout.v1")`` and
+    ``@durably.workflow(name="orders.checkout.v1", timeout="1h")`` all work.
 
-    check_optional("name", name)
+    Args:
+        fn: the function, when used as ``@durably.workflow`` without arguments (or the
+            name, given first).
+        name: a stable name to start it by; keep it when the code moves.
+        timeout: past this long after its start the run is cancelled (its compensations
+            run) and ``result()`` raises :class:`~durably.WorkflowTimedOut`.
+    """
+    target, name = _name_first(fn, name)
+    limit = _positive_duration("a workflow timeout", timeout)
 
     def decorate(f: Callable[P, R]) -> Workflow[P, R]:
-        wf = Workflow(f, name or f.__qualname__)
+        wf = Workflow(f, name or f.__qualname__, timeout=limit)
         register(wf)
         return wf
 
-    return decorate if fn is None else decorate(fn)
+    return decorate if target is None else decorate(target)
 
 
 @overload
 def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 @overload
 def step(
+    name: str | None = None,
+    /,
+    *,
+    retries: int = 3,
+    backoff: BackoffSpec = "exponential",
+    timeout: Duration | None = None,
+    timeout_grace: Duration = DEFAULT_TIMEOUT_GRACE,
+    heartbeat_timeout: Duration | None = None,
+) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+@overload
+def step(
     *,
     name: str | None = None,
     retries: int = 3,
-    backoff: Backoff = "exponential",
-    timeout: float | str | None = None,
+    backoff: BackoffSpec = "exponential",
+    timeout: Duration | None = None,
+    timeout_grace: Duration = DEFAULT_TIMEOUT_GRACE,
+    heartbeat_timeout: Duration | None = None,
 ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 def step(
-    fn: Callable[P, R] | None = None,
+    fn: Callable[P, R] | str | None = None,
     /,
     *,
     name: str | None = None,
     retries: int = 3,
-    backoff: Backoff = "exponential",
-    timeout: float | str | None = None,
+    backoff: BackoffSpec = "exponential",
+    timeout: Duration | None = None,
+    timeout_grace: Duration = DEFAULT_TIMEOUT_GRACE,
+    heartbeat_timeout: Duration | None = None,
 ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
     """Declare a step (sync or async): a unit of side effects whose result is checkpointed.
 
     Args:
-        fn: the function, when used as ``@durably.step`` without arguments.
+        fn: the function, when used as ``@durably.step`` without arguments (or the
+            name, given first: ``@durably.step("charge")``).
         name: the name recorded in the journal (default: the qualified name).
         retries: attempts after the first before the step fails with ``StepFailed``.
-        backoff: ``"exponential"`` (jittered, from 1 s), ``"fixed"`` (1 s) or seconds.
-        timeout: seconds or a duration such as ``"30s"`` for one attempt.
+            The default, 3, runs a failing body up to 4 times: its side effect too.
+        backoff: the wait between attempts: ``"exponential"`` (1 s doubling to 5 min,
+            jittered), ``"fixed"`` (1 s), a duration, or a :class:`~durably.Backoff`.
+        timeout: the longest one attempt may take (``"30s"``); past it the attempt is
+            abandoned and :class:`~durably.StepTimeout` goes through ``retries``.
+        timeout_grace: how long an abandoned sync body is waited for to stop before its
+            retry starts (a thread cannot be killed; see ``durably.heartbeat``).
+        heartbeat_timeout: the body must call ``durably.heartbeat()`` at least this
+            often, or it is taken as hung (as past its timeout).
     """
+    target, name = _name_first(fn, name)
     policy = RetryPolicy(retries=retries, backoff=backoff)
-    limit = None if timeout is None else parse_duration(timeout)
-    if limit == 0:
-        raise ValueError("a step timeout must be greater than zero")
-
-    check_optional("name", name)
+    limit = _positive_duration("a step timeout", timeout)
+    grace = parse_duration(timeout_grace)
+    beat = _positive_duration("a heartbeat_timeout", heartbeat_timeout)
 
     def decorate(f: Callable[P, R]) -> Step[P, R]:
-        return Step(f, name or f.__qualname__, policy, limit)
+        return Step(
+            f,
+            name or f.__qualname__,
+            policy,
+            limit,
+            timeout_grace=grace,
+            heartbeat_timeout=beat,
+        )
 
-    return decorate if fn is None else decorate(fn)
+    return decorate if target is None else decorate(target)
+
+
+def _name_first(fn: Any, name: str | None) -> tuple[Any, str | None]:
+    """A decorator's first argument is the function, or its name (``@step("charge")``)."""
+    if isinstance(fn, str):
+        if name is not None:
+            raise TypeError(f"the name is given twice: {fn!r} and name={name!r}")
+        fn, name = None, fn
+    elif fn is not None and not callable(fn):
+        raise TypeError(f"expected a function or a name, not {fn!r}")
+    check_optional("name", name)
+    return fn, name
+
+
+def _positive_duration(what: str, value: Duration | None) -> float | None:
+    seconds = None if value is None else parse_duration(value)
+    if seconds == 0:
+        raise ValueError(f"{what} must be greater than zero")
+    return seconds

@@ -3,57 +3,108 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
+from durably.durations import parse_duration
 from durably.errors import FatalError, RetryableError
 
-Backoff = Literal["exponential", "fixed"] | float
+Duration = str | float | int | timedelta
 
 #: Delays up to this long are slept in place; longer ones free the worker and the
 #: run is rescheduled through the claim path.
 RESIDENT_DELAY = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """``retries`` more attempts after the first, spaced by ``backoff``.
+class Backoff:
+    """The wait before attempt ``n + 1``: ``initial * factor ** (n - 1)``, at most ``max``,
+    then shortened at random by up to ``jitter`` (a fraction of it), so that runs that
+    failed together do not all retry at the same moment.
 
-    ``"exponential"`` waits ``base * 2**(n-1)`` seconds (capped at ``max_delay``)
-    with jitter in its upper half; ``"fixed"`` waits ``base``; a number waits that
-    many seconds.
+    ``Backoff()`` is the default: 1 s, 2 s, 4 s ... up to 5 minutes, each shortened
+    by up to half. ``Backoff(initial="10s", factor=1, jitter=0)`` waits 10 s each time.
     """
 
-    retries: int = 3
-    backoff: Backoff = "exponential"
-    base: float = 1.0
-    max_delay: float = 300.0
+    __slots__ = ("factor", "initial", "jitter", "max")
 
-    def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"retries must be a non-negative int, not {self.retries!r}")
-        if isinstance(self.backoff, str):
-            if self.backoff not in ("exponential", "fixed"):
-                raise ValueError(
-                    f"backoff must be 'exponential', 'fixed' or seconds, not {self.backoff!r}"
-                )
-        elif (
-            isinstance(self.backoff, bool)
-            or not isinstance(self.backoff, int | float)
-            or not (0 <= self.backoff < float("inf"))
-        ):
-            raise ValueError(f"backoff seconds must be a finite number >= 0, not {self.backoff!r}")
+    def __init__(
+        self,
+        initial: Duration = 1.0,
+        max: Duration = "5m",
+        factor: float = 2.0,
+        jitter: float = 0.5,
+    ) -> None:
+        self.initial = parse_duration(initial)
+        self.max = parse_duration(max)
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor < 100:
+            raise ValueError(f"backoff factor must be a number from 1 to 100, not {factor!r}")
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
+            raise ValueError(f"backoff jitter must be a fraction from 0 to 1, not {jitter!r}")
+        if self.max < self.initial:
+            raise ValueError(
+                f"backoff max ({self.max:g}s) is shorter than initial ({self.initial:g}s)"
+            )
+        self.factor = float(factor)
+        self.jitter = float(jitter)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after attempt ``attempt`` (1 for the first) failed."""
+        ceiling = self.initial * self.factor ** min(attempt - 1, 1000)
+        ceiling = min(self.max, ceiling)
+        return ceiling * random.uniform(1 - self.jitter, 1) if self.jitter else ceiling
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Backoff) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[float, float, float, float]:
+        return (self.initial, self.max, self.factor, self.jitter)
+
+    def __repr__(self) -> str:
+        return (
+            f"Backoff(initial={self.initial:g}, max={self.max:g}, "
+            f"factor={self.factor:g}, jitter={self.jitter:g})"
+        )
+
+
+BackoffSpec = Literal["exponential", "fixed"] | Duration | Backoff
+
+
+def backoff_of(spec: BackoffSpec) -> Backoff:
+    """``"exponential"`` (the default), ``"fixed"`` (1 s), a duration (that long each
+    time) or a :class:`Backoff`."""
+    if isinstance(spec, Backoff):
+        return spec
+    if spec == "exponential":
+        return Backoff()
+    if spec == "fixed":
+        return Backoff(initial=1.0, factor=1.0, jitter=0.0)
+    try:
+        seconds = parse_duration(spec)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"backoff must be 'exponential', 'fixed', a duration or a durably.Backoff, not {spec!r}"
+        ) from exc
+    return Backoff(initial=seconds, max=max(seconds, 1.0), factor=1.0, jitter=0.0)
+
+
+class RetryPolicy:
+    """``retries`` more attempts after the first, spaced by ``backoff``."""
+
+    __slots__ = ("backoff", "retries")
+
+    def __init__(self, retries: int = 3, backoff: BackoffSpec = "exponential") -> None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries < 10**6:
+            raise ValueError(f"retries must be a non-negative int, not {retries!r}")
+        self.retries = retries
+        self.backoff = backoff_of(backoff)
 
     def next_delay(self, attempt: int, error: BaseException) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up."""
         if isinstance(error, FatalError) or attempt > self.retries:
             return None
-        retry_after: float | None = getattr(error, "retry_after", None)
-        if isinstance(error, RetryableError) and retry_after is not None:
-            return max(0.0, float(retry_after))
-        if self.backoff == "fixed":
-            return self.base
-        if self.backoff == "exponential":
-            ceiling: float = min(self.max_delay, self.base * 2 ** (attempt - 1))
-            return ceiling * random.uniform(0.5, 1.0)
-        return float(self.backoff)
+        if isinstance(error, RetryableError) and error.retry_after is not None:
+            return error.retry_after
+        return self.backoff.delay(attempt)

@@ -3,6 +3,11 @@
 import durably
 
 EXPECTED = {
+    "WorkflowTimedOut",
+    "heartbeat",
+    "current_run",
+    "RunInfo",
+    "Backoff",
     "ChildFailed",
     "ChildHandle",
     "DurablyError",

@@ -32,6 +32,7 @@ class ChildHandle(Generic[R]):
     def result(self) -> R:
         """The child's result; :class:`ChildFailed` if it failed or was cancelled."""
         ctx = require("ChildHandle.result")
+        ctx.blocking("ChildHandle.result()", "await handle.result_async()")
         value: R = drive_sync(ctx.committer, _join_plan(ctx, self))
         return value
 
@@ -118,6 +119,7 @@ def start_child(wf: Workflow[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> C
     :class:`ChildFailed` from ``handle.result()``, the same on replay.
     """
     ctx = require("durably.start_child")
+    ctx.blocking("durably.start_child()", "await durably.start_child_async()")
     return drive_sync(ctx.committer, _start_plan(ctx, wf, args, kwargs))
 
 

@@ -25,6 +25,7 @@ from durably.errors import (
     NonDeterminismError,
     NotInWorkflow,
     WorkflowCancelled,
+    WorkflowTimedOut,
 )
 from durably.hooks import Hooks
 from durably.records import Claim, EntryStatus, JournalEntry, RunStatus
@@ -137,6 +138,10 @@ class RunContext:
         self.compensations: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         #: The call site recorded for positions taken now, when it is not the caller's.
         self.site: str | None = None
+        #: The store time past which the run is cancelled (the workflow's timeout).
+        self.deadline = (
+            None if workflow.timeout is None else claim.run.created_at + workflow.timeout
+        )
 
     # -- positions ---------------------------------------------------------------
     def allocate(self, kind: str, name: str) -> tuple[int, JournalEntry | None, str]:
@@ -189,6 +194,11 @@ class RunContext:
         if self.cancel_requested and not self.shielded:
             reason = f": {self.cancel_reason}" if self.cancel_reason else ""
             raise WorkflowCancelled(f"run {self.run_id} was cancelled{reason}")
+        if self.deadline is not None and not self.shielded and self.now() >= self.deadline:
+            raise WorkflowTimedOut(
+                f"run {self.run_id} ran past the {self.workflow.timeout:g}s timeout of "
+                f"workflow {self.workflow_name!r}"
+            )
 
     def fenced(self, write: Callable[[Transaction], T]) -> Write:
         """A write for this run, with pending entries first; marks the run lost if fenced out."""
@@ -228,6 +238,15 @@ class RunContext:
     def write_entry(self, entry: JournalEntry) -> Write:
         return self.fenced(lambda tx: self.store.append_entry(tx, self.lease, entry))
 
+    def blocking(self, what: str, twin: str) -> None:
+        """Refuse a blocking call in an async workflow: it would stall the event loop
+        every async run shares."""
+        if self.is_async:
+            raise TypeError(
+                f"{what} blocks, and async workflow {self.workflow.name!r} shares its event "
+                f"loop with every async run: use {twin} instead"
+            )
+
     # -- steps -------------------------------------------------------------------
     def call_step(self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if step.is_async and not self.is_async:
@@ -235,6 +254,8 @@ class RunContext:
                 f"async step {step.name!r} called from sync workflow {self.workflow.name!r}; "
                 "make the workflow async or the step sync"
             )
+        if not step.is_async and self.is_async and self.deferred is None:
+            self.blocking(f"sync step {step.name!r}", "an async step (or a sync workflow)")
         plan = self.step_plan(step, args, kwargs)
         if self.deferred is not None:
             self.deferred.append(plan)

@@ -10,18 +10,16 @@ backoff of writes the database failed follow the committer's clock.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import threading
-from collections.abc import Awaitable, Callable, Generator
-from concurrent.futures import Future
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from durably.clock import Clock
 from durably.committer import Committer
-from durably.current import workflow_run
-from durably.errors import StepTimeout as StepTimeoutError
+from durably.current import Attempt
 from durably.errors import StoreClosed, StoreError
+from durably.registry import Step
+from durably.runtime.bodies import invoke_async, invoke_sync
 from durably.stores.base import Transaction
 
 T = TypeVar("T")
@@ -32,12 +30,12 @@ STORE_RETRY_FOR = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Invoke:
-    fn: Callable[..., Any]
+    """Run one attempt of a step's body (see :mod:`durably.runtime.bodies`)."""
+
+    step: Step[Any, Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    timeout: float | None
-    label: str
-    is_async: bool
+    attempt: Attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +70,7 @@ def drive_sync(committer: Committer, plan: Plan[T]) -> T:
             elif isinstance(effect, Sleep):
                 committer.clock.sleep(effect.seconds)
             else:
-                value = _invoke_sync(effect, committer.clock)
+                value = invoke_sync(*_call(effect), committer.clock)
         except BaseException as exc:  # handed to the plan, which decides
             error = exc
 
@@ -91,10 +89,10 @@ async def drive_async(committer: Committer, plan: Plan[T]) -> T:
                 value = await _written_async(effect, committer)
             elif isinstance(effect, Sleep):
                 await committer.clock.sleep_async(effect.seconds)
-            elif effect.is_async:
-                value = await _invoke_async(effect, committer.clock)
+            elif effect.step.is_async:
+                value = await invoke_async(*_call(effect), committer.clock)
             else:  # a sync step of an async workflow (map, compensation) runs on a thread
-                value = await asyncio.to_thread(_invoke_sync, effect, committer.clock)
+                value = await asyncio.to_thread(invoke_sync, *_call(effect), committer.clock)
         except BaseException as exc:
             error = exc
 
@@ -166,47 +164,7 @@ async def _written_async(effect: Write, committer: Committer) -> Any:
             await committer.clock.sleep_async(retry.next_pause(exc))
 
 
-def _timeout_error(effect: Invoke) -> StepTimeoutError:
-    return StepTimeoutError(f"step {effect.label!r} timed out after {effect.timeout:g}s")
-
-
-def _invoke_sync(effect: Invoke, clock: Clock) -> Any:
-    if effect.timeout is None:
-        token = workflow_run.set(None)  # steps called inside a step body are plain calls
-        try:
-            return effect.fn(*effect.args, **effect.kwargs)
-        finally:
-            workflow_run.reset(token)
-    # A sync body cannot be interrupted: it runs on its own thread and, past the
-    # timeout, is abandoned and its late result discarded.
-    future: Future[Any] = Future()
-
-    def body() -> None:
-        workflow_run.set(None)
-        try:
-            future.set_result(effect.fn(*effect.args, **effect.kwargs))
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    context = contextvars.copy_context()
-    threading.Thread(
-        target=context.run, args=(body,), name=f"durably-step-{effect.label}", daemon=True
-    ).start()
-    try:
-        return clock.result_within(future, effect.timeout)
-    except TimeoutError:
-        raise _timeout_error(effect) from None
-
-
-async def _invoke_async(effect: Invoke, clock: Clock) -> Any:
-    token = workflow_run.set(None)
-    try:
-        body = cast(Awaitable[Any], effect.fn(*effect.args, **effect.kwargs))
-        if effect.timeout is None:
-            return await body
-        try:
-            return await clock.within_async(body, effect.timeout)
-        except TimeoutError:
-            raise _timeout_error(effect) from None
-    finally:
-        workflow_run.reset(token)
+def _call(
+    effect: Invoke,
+) -> tuple[Step[Any, Any], tuple[Any, ...], dict[str, Any], Attempt]:
+    return effect.step, effect.args, effect.kwargs, effect.attempt

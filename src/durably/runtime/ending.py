@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from durably import crashpoints
-from durably.errors import ErrorInfo, LeaseLost, SerializationError, WorkflowCancelled
+from durably.errors import (
+    ErrorInfo,
+    LeaseLost,
+    SerializationError,
+    WorkflowCancelled,
+    WorkflowTimedOut,
+)
 from durably.records import Claim, NewRun, RunRow, RunStatus, new_run_id
 from durably.runtime.context import RunContext
 from durably.runtime.unwinding import ContinueAsNew, Suspend
@@ -65,6 +71,9 @@ def _conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conc
             error = exc
         else:
             return _finish(ctx, RunStatus.COMPLETED, text, None)
+    if isinstance(error, WorkflowTimedOut):  # its children are cancelled with it
+        info = ErrorInfo.from_exception(error)
+        return _finish(ctx, RunStatus.CANCELLED, None, info, cancel_children=True)
     if isinstance(error, WorkflowCancelled):
         return _finish(ctx, RunStatus.CANCELLED, None, ErrorInfo.from_exception(error))
     return _finish(ctx, RunStatus.FAILED, None, ErrorInfo.from_exception(error))
@@ -73,6 +82,8 @@ def _conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conc
 def _suspend(ctx: RunContext, request: Suspend) -> Conclusion:
     store, lease = ctx.store, ctx.lease
     status, wake_at, entries = request.status, request.available_at, request.entries
+    if ctx.deadline is not None:  # wake it at its workflow's timeout at the latest
+        wake_at = ctx.deadline if wake_at is None else min(wake_at, ctx.deadline)
 
     def suspend(tx: Any) -> None:
         for entry in entries:
@@ -83,11 +94,22 @@ def _suspend(ctx: RunContext, request: Suspend) -> Conclusion:
 
 
 def _finish(
-    ctx: RunContext, status: RunStatus, output: str | None, error: ErrorInfo | None
+    ctx: RunContext,
+    status: RunStatus,
+    output: str | None,
+    error: ErrorInfo | None,
+    *,
+    cancel_children: bool = False,
 ) -> Conclusion:
     store, lease = ctx.store, ctx.lease
     parent = ctx.run.parent_id
-    write = ctx.fenced(lambda tx: store.finish_run(tx, lease, status, output, error, None, parent))
+
+    def finish(tx: Transaction) -> None:
+        if cancel_children and error is not None:
+            store.cancel_run(tx, lease.run_id, error.message)  # flags the tree, wakes it
+        store.finish_run(tx, lease, status, output, error, None, parent)
+
+    write = ctx.fenced(finish)
     return Conclusion(write.op, status, output=output, error=error)
 
 

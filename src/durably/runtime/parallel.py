@@ -87,9 +87,11 @@ def map(step: Step[[T], R], items: Iterable[T], *, max_concurrency: int | None =
     Outside a workflow the step runs as a plain function, one item after another.
     """
     limit = _check_limit(max_concurrency)
+    _check_step("map", step)
     ctx = current()
     if ctx is None:
         return [step(item) for item in items]
+    ctx.blocking("durably.map()", "await durably.map_async()")
     plans = [ctx.step_plan(step, (item,), {}) for item in items]
     return _run_threads(ctx, plans, limit)
 
@@ -99,6 +101,7 @@ async def map_async(
 ) -> list[Any]:
     """Async twin of :func:`map`: async steps run as tasks, sync steps on threads."""
     limit = _check_limit(max_concurrency)
+    _check_step("map_async", step)
     ctx = current()
     if ctx is None:
         results = [step(item) for item in items]
@@ -116,6 +119,7 @@ def gather(*calls: Callable[[], Any]) -> list[Any]:
     ctx = current()
     if ctx is None:
         return [call() for call in calls]
+    ctx.blocking("durably.gather()", "asyncio.gather() of async step calls")
     plans: list[Plan[Any]] = []
     for index, call in enumerate(calls):
         ctx.deferred = []
@@ -131,6 +135,15 @@ def gather(*calls: Callable[[], Any]) -> list[Any]:
             raise TypeError(_GATHER_USAGE.format(index=index))
         plans.append(deferred[0])
     return _run_threads(ctx, plans, None)
+
+
+def _check_step(name: str, step: object) -> None:
+    if not isinstance(step, Step):
+        raise TypeError(
+            f"durably.{name}(): its first argument must be a step (a function decorated "
+            f"with @durably.step), like durably.{name}(charge, orders), not {step!r}; for "
+            "calls of other shapes use durably.gather(lambda: charge(a, b), ...)"
+        )
 
 
 _GATHER_USAGE = (

@@ -16,9 +16,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
+from durably.current import step_attempt
 from durably.durations import parse_duration
+from durably.errors import NotInWorkflow, StepTimeout, WorkflowCancelled
 from durably.names import check_name
-from durably.records import EntryStatus, RunStatus
+from durably.records import EntryStatus, RunInfo, RunStatus
 from durably.retry import RESIDENT_DELAY
 from durably.runtime.context import RunContext, current, owning, require
 from durably.runtime.effects import Plan, drive_async, drive_sync
@@ -73,6 +75,7 @@ def sleep(duration: Duration) -> None:
     if ctx is None:
         time.sleep(max(0.0, due(time.time()) - time.time()))
         return
+    ctx.blocking("durably.sleep()", "await durably.sleep_async()")
     drive_sync(ctx.committer, _sleep_plan(ctx, due))
 
 
@@ -89,6 +92,7 @@ async def sleep_async(duration: Duration) -> None:
 def sleep_until(when: datetime) -> None:
     """Sleep durably until ``when`` (a naive datetime is local time)."""
     ctx = require("durably.sleep_until")
+    ctx.blocking("durably.sleep_until()", "await durably.sleep_until_async()")
     drive_sync(ctx.committer, _sleep_plan(ctx, _at(when)))
 
 
@@ -143,6 +147,7 @@ def wait_for_signal(
     ``TimeoutError`` with ``raise_on_timeout=True``.
     """
     ctx = require("durably.wait_for_signal")
+    ctx.blocking("durably.wait_for_signal()", "await durably.wait_for_signal_async()")
     return drive_sync(ctx.committer, _signal_plan(ctx, name, timeout, raise_on_timeout))
 
 
@@ -170,6 +175,7 @@ def _event_plan(ctx: RunContext, key: str, value: Any) -> Plan[None]:
 def set_event(key: str, value: Any) -> None:
     """Publish ``value`` under ``key`` for readers outside (``engine.get_event``)."""
     ctx = require("durably.set_event")
+    ctx.blocking("durably.set_event()", "await durably.set_event_async()")
     drive_sync(ctx.committer, _event_plan(ctx, key, value))
 
 
@@ -238,9 +244,68 @@ def patched(change_id: str) -> bool:
 
 # -- cancellation and continuation -------------------------------------------------------
 def is_cancelled() -> bool:
-    """Whether this run was asked to cancel; long steps may poll it."""
+    """Whether this run was asked to cancel, or (in a step's body) this attempt was
+    abandoned past its timeout: long steps may poll it and stop."""
+    attempt = step_attempt.get()
+    if attempt is not None and attempt.abandoned:
+        return True
     ctx = owning()
     return ctx is not None and ctx.cancel_requested
+
+
+def heartbeat(details: Any = None) -> None:
+    """Inside a step's body: say the step is alive, and learn whether it should stop.
+
+    A step declared with ``heartbeat_timeout=`` must call this at least that often.
+    ``details`` (any value) is kept for the next attempt of the step in this process
+    (``durably.current_run().heartbeat_details``).
+
+    Raises:
+        StepTimeout: this attempt was abandoned (its timeout passed): stop its work.
+        WorkflowCancelled: the run was asked to cancel (outside ``durably.shield()``).
+        NotInWorkflow: in workflow code, which needs no heartbeat.
+    """
+    attempt = step_attempt.get()
+    if attempt is None:
+        if current() is not None:
+            raise NotInWorkflow("durably.heartbeat() is for the bodies of steps")
+        return  # a step called as a plain function, outside any run
+    ctx = owning()
+    attempt.beat = ctx.clock.monotonic() if ctx is not None else time.monotonic()
+    attempt.details = details
+    if attempt.abandoned:
+        raise StepTimeout(
+            f"step {attempt.step!r}: attempt {attempt.number} was abandoned (its timeout "
+            "passed) and another may be running: stop its work"
+        )
+    if ctx is not None and ctx.cancel_requested and not ctx.shielded:
+        reason = f": {ctx.cancel_reason}" if ctx.cancel_reason else ""
+        raise WorkflowCancelled(f"run {ctx.run_id} was cancelled{reason}")
+
+
+def current_run() -> RunInfo:
+    """The run this code executes for, in workflow code and in step bodies alike.
+
+    Raises:
+        NotInWorkflow: outside any run.
+    """
+    ctx = owning()
+    if ctx is None:
+        raise NotInWorkflow("durably.current_run() can only be called inside a run")
+    attempt = step_attempt.get()
+    run = ctx.run
+    if attempt is None:
+        return RunInfo(run.run_id, run.workflow, run.parent_id, run.attempts)
+    return RunInfo(
+        run.run_id,
+        run.workflow,
+        run.parent_id,
+        run.attempts,
+        attempt.step,
+        attempt.seq,
+        attempt.number,
+        attempt.previous_details,
+    )
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from durably import crashpoints
 from durably.clock import Clock
+from durably.current import Attempt
 from durably.errors import (
     ErrorInfo,
     Interrupted,
@@ -70,15 +71,17 @@ def step_plan(
     clock, hooks = scope.clock, scope.hooks
     attempt = entry.attempts if entry is not None else 0
     started = entry.started_at if entry is not None and entry.started_at else clock.time()
+    details = None  # what the last attempt's body gave its heartbeats, in this process
     while True:
         attempt += 1
         scope.current_step, scope.step_since = step.name, clock.monotonic()
+        this = Attempt(step.name, seq, attempt, scope.step_since, details)
         if hooks.step_started:
             emit(hooks.step_started, _started(scope, step, seq, attempt))
         crashpoints.hit("step.before_body")
         try:
             try:
-                result = yield Invoke(step.fn, args, kwargs, step.timeout, step.name, step.is_async)
+                result = yield Invoke(step, args, kwargs, this)
             except (KeyboardInterrupt, SystemExit) as exc:  # the body's, never the engine's
                 raise Interrupted.of(exc, f"by step {step.name!r}") from exc
             took = _took(scope)
@@ -93,6 +96,7 @@ def step_plan(
             continue
         finally:
             scope.current_step = None
+            details = this.details
         yield scope.write_entry(
             JournalEntry(
                 seq,
