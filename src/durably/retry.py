@@ -49,7 +49,11 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after attempt ``attempt`` (1 for the first) failed."""
-        ceiling = self.initial * self.factor ** min(attempt - 1, 1000)
+        ceiling = self.initial
+        for _ in range(max(0, attempt - 1)):  # stops at max, long before any overflow
+            if ceiling >= self.max or ceiling == 0 or self.factor == 1:
+                break
+            ceiling *= self.factor
         ceiling = min(self.max, ceiling)
         return ceiling * random.uniform(1 - self.jitter, 1) if self.jitter else ceiling
 
