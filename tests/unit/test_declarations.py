@@ -17,9 +17,9 @@ def test_backoff_grows_caps_and_jitters() -> None:
     jittered = durably.Backoff(initial=4, factor=1, jitter=0.5)
     delays = [jittered.delay(1) for _ in range(200)]
     assert min(delays) >= 2 and max(delays) <= 4 and len(set(delays)) > 100
-    assert (
-        durably.Backoff(initial=1, max=1e9, factor=99, jitter=0).delay(10**9) == 1e9
-    )  # no overflow
+    steep = durably.Backoff(initial=1, max=1e9, factor=99, jitter=0)
+    assert steep.delay(10**9) == 1e9  # capped, no overflow
+    assert durably.Backoff(initial=0, factor=2).delay(10**9) == 0
 
 
 @pytest.mark.parametrize(
