@@ -16,7 +16,7 @@ from durably.errors import InvalidRunState, RunNotFound, WorkflowNotFound
 from durably.handle import RunHandle
 from durably.hooks import Hooks
 from durably.names import check_name, check_optional
-from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id
+from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id, why_waiting
 from durably.runtime.retrying import positions_to_drop
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
 from durably.starting import Starter, StartOptions
@@ -50,6 +50,9 @@ class Engine(Starter):
             (default: every registered one).
         execute: ``False`` for a client that starts runs (by name, without
             importing them), sends signals and reads state, but executes nothing.
+        max_recoveries: a run taken back from workers that died executing it more than
+            this many times in a row, with no step completed in between, is failed
+            (it may be what kills them); ``retry`` runs it again.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class Engine(Starter):
         queues: Sequence[str] | None = None,
         workflows: Sequence[str] | None = None,
         execute: bool = True,
+        max_recoveries: int = 10,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive int, not {workers!r}")
@@ -75,6 +79,9 @@ class Engine(Starter):
         self.lease = parse_duration(lease)
         self.poll_interval = parse_duration(poll_interval)
         self.max_payload = max_payload
+        if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int):
+            raise ValueError(f"max_recoveries must be an int, not {max_recoveries!r}")
+        self.max_recoveries = max_recoveries
         self.shutdown_grace = parse_duration(shutdown_grace)
         self.queues = None if queues is None else [str(q) for q in queues]
         self.workflows = None if workflows is None else [str(w) for w in workflows]
@@ -102,6 +109,7 @@ class Engine(Starter):
                 lease=self.lease,
                 poll_interval=self.poll_interval,
                 max_payload=self.max_payload,
+                max_recoveries=self.max_recoveries,
                 on_finished=self.watchers.notify,
                 queues=self.queues,
                 workflows=self.workflows,
@@ -165,10 +173,22 @@ class Engine(Starter):
         return row
 
     def get_run(self, run_id: str) -> Run:
-        """A snapshot of the run. Raises :class:`RunNotFound`."""
+        """A snapshot of the run. Raises :class:`RunNotFound`.
+
+        A run that is due but waits all the same says why in ``blocked_reason``.
+        """
         row = self._row(run_id)
         local = self._executor.current_step(run_id) if self._executor else None
-        return Run.from_row(row, local)
+        blocked = None
+        due = row.available_at is not None and row.available_at <= self.store.now()
+        if row.status is RunStatus.PENDING and row.owner is None and due:
+            blocked = why_waiting(row, self.store.live_workers())
+        return Run.from_row(row, local, blocked)
+
+    @property
+    def launched(self) -> bool:
+        """Whether this engine executes runs now (``with engine:`` or ``launch()``)."""
+        return self._executor is not None
 
     def list_runs(
         self, workflow: str | None = None, status: RunStatus | str | None = None, limit: int = 100

@@ -149,6 +149,16 @@ class WorkflowTimedOut(WorkflowCancelled):
     ran); raised by ``result()``."""
 
 
+class RecoveryLimitExceeded(DurablyError):
+    """A run was taken back from workers that died executing it, again and again, without
+    progress: it may be what kills them. It is failed; ``engine.retry`` runs it again."""
+
+
+class NoWorker(DurablyError):
+    """Waiting for a run that nothing would ever execute: no worker is running anywhere
+    and this engine does not execute runs."""
+
+
 class ChildFailed(_RemoteError):
     """A child run failed or was cancelled; raised in the parent (the same on replay)."""
 

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Generic, Protocol, TypeVar
 
-from durably.errors import RunNotFound, WorkflowCancelled, WorkflowFailed, WorkflowTimedOut
+from durably.errors import (
+    NoWorker,
+    RunNotFound,
+    WorkflowCancelled,
+    WorkflowFailed,
+    WorkflowTimedOut,
+)
 from durably.handoff import inbox, resolve
 from durably.records import RunRow, RunStatus
 from durably.serialization import loads
@@ -27,6 +33,11 @@ class RunSource(Protocol):
     store: Store
     watchers: Watchers
     poll_interval: float
+
+    @property
+    def launched(self) -> bool:
+        """Whether the engine executes runs (so a run may be executed here)."""
+        ...
 
     def running_here(self, run_id: str) -> bool:
         """Whether this process executes the run now (it notifies when that ends)."""
@@ -52,6 +63,7 @@ class RunHandle(Generic[R]):
         self.run_id = run_id
         self._hint = result_hint
         self._target = run_id  # moves along a continue-as-new chain
+        self._checked = False  # whether anyone executes runs was looked at
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id}>"
@@ -129,7 +141,20 @@ class RunHandle(Generic[R]):
         if row.continued_to is not None:
             self._target = row.continued_to  # the chain goes on: wait for its next link
             return False
+        if not row.status.terminal and not self._checked:
+            self._checked = True
+            self._someone_executes(row)
         return row.status.terminal
+
+    def _someone_executes(self, row: RunRow) -> None:
+        """Waiting for a run nothing would execute is a mistake: say so at once."""
+        if self._engine.launched or self._engine.store.live_workers():
+            return
+        raise NoWorker(
+            f"run {row.run_id} is {row.status} and nothing would execute it: no worker is "
+            "running anywhere and this engine was not launched (use `with engine:` or "
+            "engine.launch(), or start `durably worker --app module:engine`)"
+        )
 
     def _next_wait(self, deadline: float | None, pause: float, here: bool) -> float:
         """How long to wait before looking again. A run executing in this process

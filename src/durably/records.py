@@ -162,6 +162,9 @@ class RunRow:
     cancel_requested: bool = False
     continued_to: str | None = None
     partition_key: str | None = None
+    available_at: float | None = None  # store time it may run from (None: until woken)
+    #: Times in a row it was taken back from a worker that died executing it, no progress.
+    recoveries: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +190,14 @@ class Run:
     created_at: datetime
     updated_at: datetime
     continued_to: str | None = None
+    #: Why a run that is due waits all the same (no live worker executes its workflow or
+    #: serves its queue); ``None`` when nothing is amiss.
+    blocked_reason: str | None = None
 
     @classmethod
-    def from_row(cls, row: RunRow, current_step: str | None = None) -> Run:
+    def from_row(
+        cls, row: RunRow, current_step: str | None = None, blocked_reason: str | None = None
+    ) -> Run:
         """The public snapshot of a stored run (``current_step`` if known closer at hand)."""
         return cls(
             run_id=row.run_id,
@@ -207,6 +215,7 @@ class Run:
             created_at=datetime.fromtimestamp(row.created_at, UTC),
             updated_at=datetime.fromtimestamp(row.updated_at, UTC),
             continued_to=row.continued_to,
+            blocked_reason=blocked_reason,
         )
 
 
@@ -242,6 +251,40 @@ class NewRun:
                 f"idempotency key {self.idempotency_key!r}" if by_key else f"run id {self.run_id!r}"
             )
             raise IdempotencyConflict(key, existing.run_id, differs)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live executor, as it announces itself in the store."""
+
+    worker_id: str  # its lease owner id: host:pid:random
+    host: str
+    pid: int
+    queues: tuple[str, ...] | None  # None: every queue
+    workflows: tuple[str, ...]  # the workflows it executes
+    lease: float
+    started_at: float
+    seen_at: float
+
+    def executes(self, workflow: str, queue: str) -> bool:
+        return workflow in self.workflows and (self.queues is None or queue in self.queues)
+
+
+def why_waiting(run: RunRow, workers: list[WorkerInfo]) -> str | None:
+    """Why a due run held by nobody waits, given the live workers; ``None`` if one can run it."""
+    if not workers:
+        return (
+            "no worker is running: launch an engine that executes it (`with engine:`) "
+            "or start one (`durably worker --app module:engine`)"
+        )
+    if any(w.executes(run.workflow, run.queue) for w in workers):
+        return None
+    if not any(run.workflow in w.workflows for w in workers):
+        return (
+            f"no live worker executes workflow {run.workflow!r} (the {len(workers)} live "
+            "worker(s) do not import it)"
+        )
+    return f"no live worker that executes {run.workflow!r} serves queue {run.queue!r}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 import durably
 
 EXPECTED = {
+    "NoWorker",
     "WorkflowTimedOut",
     "heartbeat",
     "current_run",

@@ -10,6 +10,7 @@ from durably import crashpoints
 from durably.errors import (
     ErrorInfo,
     LeaseLost,
+    RecoveryLimitExceeded,
     SerializationError,
     WorkflowCancelled,
     WorkflowTimedOut,
@@ -76,6 +77,18 @@ def _conclude(ctx: RunContext, result: Any, error: BaseException | None) -> Conc
         return _finish(ctx, RunStatus.CANCELLED, None, info, cancel_children=True)
     if isinstance(error, WorkflowCancelled):
         return _finish(ctx, RunStatus.CANCELLED, None, ErrorInfo.from_exception(error))
+    return _finish(ctx, RunStatus.FAILED, None, ErrorInfo.from_exception(error))
+
+
+def recovery_limit(ctx: RunContext, limit: int) -> Conclusion:
+    """The end of a run that keeps killing the workers that execute it."""
+    run = ctx.run
+    error = RecoveryLimitExceeded(
+        f"run {run.run_id} was recovered {run.recoveries} times in a row from workers that "
+        f"died executing it, with no step completed in between (more than {limit}): it may "
+        f"be what kills them (a crash, running out of memory). It is failed; "
+        f"engine.retry({run.run_id!r}) runs it again"
+    )
     return _finish(ctx, RunStatus.FAILED, None, ErrorInfo.from_exception(error))
 
 

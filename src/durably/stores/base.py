@@ -44,7 +44,7 @@ from typing import Protocol, TypeVar
 from durably.clock import Clock
 from durably.errors import ErrorInfo
 from durably.queues import Queue
-from durably.records import Claim, JournalEntry, Lease, NewRun, RunRow, RunStatus
+from durably.records import Claim, JournalEntry, Lease, NewRun, RunRow, RunStatus, WorkerInfo
 
 T = TypeVar("T")
 
@@ -187,19 +187,38 @@ class Store(Protocol):
 
     # -- leases (each its own transaction, never batched) ---------------------
     def renew_leases(self, owner: str, lease: float, run_ids: Sequence[str]) -> int:
-        """Extend by ``lease`` seconds the leases ``owner`` holds on these runs; return
-        how many it holds. Fails fast (the heartbeat retries at its next tick) and
-        never waits behind the group-commit writer."""
+        """Extend by ``lease`` seconds the leases ``owner`` holds on these runs, and mark
+        the worker seen; return how many leases it holds. Fails fast (the heartbeat
+        retries at its next tick) and never waits behind the group-commit writer."""
         ...
 
-    def release_owner(self, owner: str) -> int:
+    def release_owner(self, owner: str, dead: bool = False) -> int:
         """Take back every lease of ``owner`` (bumping epochs), so peers resume its
-        runs at once; return how many. For a dead owner, or a draining worker."""
+        runs at once; return how many. For a draining worker, or (``dead``) one that
+        died: the next claim of each of its runs then counts as a recovery."""
         ...
 
     def release_run(self, lease: Lease) -> None:
         """Give up one run (bumping its epoch) so any worker resumes it; fenced, and
         silent when the lease is no longer held."""
+        ...
+
+    # -- workers (each its own transaction) -------------------------------------------
+    def register_worker(self, worker: WorkerInfo) -> None:
+        """Announce a live executor (replacing its earlier announcement); forget those
+        not seen for a day."""
+        ...
+
+    def remove_worker(self, worker_id: str) -> None:
+        """Forget an executor that stopped."""
+        ...
+
+    def live_workers(self) -> list[WorkerInfo]:
+        """The executors seen within two of their leases, oldest first."""
+        ...
+
+    def waiting_kinds(self, limit: int = 100) -> list[tuple[str, str]]:
+        """Up to ``limit`` distinct (workflow, queue) of the runs due and held by nobody."""
         ...
 
     # -- reads (each its own snapshot, outside any batch) -----------------------

@@ -158,12 +158,14 @@ class PostgresStore(SqlStore):
         sql = self.inline(
             "UPDATE runs SET lease_until = durably_now() + ? WHERE owner = ? AND run_id = ANY(?)"
         )
+        touch = self.sql("touch_worker")
         with self._heartbeat_lock:
             try:
                 if self._heartbeat is None or self._heartbeat.closed:
                     self._heartbeat = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
                     self._configure(self._heartbeat)
                 with self._heartbeat.transaction():
+                    self._heartbeat.execute(touch, (owner,))
                     return self._heartbeat.execute(sql, (lease, owner, list(run_ids))).rowcount
             except psycopg.Error as exc:
                 if self._heartbeat is not None:

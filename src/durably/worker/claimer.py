@@ -167,5 +167,5 @@ class Claimer:
     def _release_dead_owners(self) -> None:
         for owner in self._store.lease_owners():
             if owner_is_dead(owner):
-                count = self._store.release_owner(owner)
+                count = self._store.release_owner(owner, dead=True)
                 log.info("recovered %d run(s) of dead worker %s", count, owner)

@@ -12,6 +12,7 @@ import asyncio
 import fnmatch
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,13 +24,14 @@ from durably.committer import Committer
 from durably.errors import Interrupted, LeaseLost, StoreClosed, StoreError
 from durably.handoff import Inbox
 from durably.hooks import Hooks, RunClaimed, RunEnded, RunLost, RunSuspended, emit
-from durably.records import Claim
+from durably.records import Claim, WorkerInfo
 from durably.runtime.compensation import interrupted_unwinding, needs_unwinding, unwind
 from durably.runtime.context import RunContext, activate, deactivate
 from durably.runtime.effects import Plan, drive_async, drive_on_loop, drive_sync
-from durably.runtime.ending import Conclusion, conclude
+from durably.runtime.ending import Conclusion, conclude, recovery_limit
 from durably.serialization import decode_call
 from durably.stores.base import Store
+from durably.worker import claimer
 from durably.worker.claimer import Claimer, new_owner
 from durably.worker.heartbeat import Chores, Heartbeat
 
@@ -52,6 +54,7 @@ class Executor:
         lease: float,
         poll_interval: float,
         max_payload: int,
+        max_recoveries: int,
         on_finished: Callable[[str, str | None], None],
         queues: Sequence[str] | None = None,
         workflows: Sequence[str] | None = None,
@@ -64,6 +67,7 @@ class Executor:
         self.owner = new_owner()
         self.lease = lease
         self.max_payload = max_payload
+        self.max_recoveries = max_recoveries
         self.capacity = max(64, workers * 8)
         self._on_finished = on_finished
         # Runs beyond the pool's threads wait in its queue: they write nothing yet.
@@ -80,6 +84,7 @@ class Executor:
         self._loop_calls: dict[int, Callable[[bool, Any], None]] = {}
         self._call_ids = itertools.count()
         self._stopping = False
+        self._announced: tuple[str, ...] = ()
         self._stop = threading.Event()  # wakes the heartbeat and the chores at once
         self.claimer = Claimer(
             store,
@@ -106,6 +111,7 @@ class Executor:
             inflight=self.inflight,
             cancel=self.cancel_local,
             released=self.poke,
+            announce=self.reannounce,
             stop=self._stop,
         )
         self._threads = [
@@ -118,8 +124,30 @@ class Executor:
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
         self.time.measure()  # before any run computes a timer with it
+        self.announce()
         for thread in self._threads:
             thread.start()
+
+    def announce(self) -> None:
+        """Tell the store this executor lives, and what it executes."""
+        self._announced = tuple(self.workflow_names())
+        self.store.register_worker(
+            WorkerInfo(
+                worker_id=self.owner,
+                host=claimer.HOST,
+                pid=os.getpid(),
+                queues=None if self.queues is None else tuple(self.queues),
+                workflows=self._announced,
+                lease=self.lease,
+                started_at=0.0,
+                seen_at=0.0,
+            )
+        )
+
+    def reannounce(self) -> None:
+        """Announce again if workflows were registered since (a late import)."""
+        if tuple(self.workflow_names()) != self._announced:
+            self.announce()
 
     def stop(self, grace: float) -> None:
         """Stop claiming, let running executions end within ``grace``, release the rest."""
@@ -131,6 +159,7 @@ class Executor:
         self._stop.set()
         try:
             self.store.release_owner(self.owner)  # peers take over what is left, at once
+            self.store.remove_worker(self.owner)
         except StoreError:
             log.exception("could not release leases of %s", self.owner)
         for key in list(self._loop_calls):  # the loop is about to stop: tell their callers
@@ -231,6 +260,9 @@ class Executor:
             host=self,
         )
         self.inflight[claim.run.run_id] = ctx
+        if claim.run.recoveries > self.max_recoveries:  # it may be what kills its workers
+            self._end(ctx, recovery_limit(ctx, self.max_recoveries))
+            return
         if self.hooks.run_claimed:
             run = claim.run
             event = RunClaimed(

@@ -30,6 +30,8 @@ log = logging.getLogger("durably.worker")
 PROGRESS_AFTER = 0.2
 #: How often both threads look at what is due.
 TICK = 0.2
+#: How often the chores look for runs no live worker executes (and re-announce).
+UNSERVED_EVERY = 30.0
 
 
 class Heartbeat:
@@ -79,11 +81,14 @@ class Chores:
         inflight: Mapping[str, RunContext],
         cancel: Callable[[str, str], None],
         released: Callable[[], None],
+        announce: Callable[[], None],
         stop: threading.Event,
     ) -> None:
         self._store, self._committer, self._time = store, committer, time
         self._owner, self._lease, self._inflight = owner, lease, inflight
         self._cancel, self._released, self._stop = cancel, released, stop
+        self._announce = announce
+        self._warned: set[tuple[str, str]] = set()  # kinds of runs said to be unserved
         self._stranded: list[Lease] = []  # runs the database cut short, to release
         self._lock = threading.Lock()
         self._published: dict[str, str | None] = {}
@@ -98,7 +103,11 @@ class Chores:
         clock = self._time.clock
         interval = self._lease / 3
         next_clock = clock.monotonic() + interval
+        next_look = clock.monotonic() + UNSERVED_EVERY / 10  # soon after the start
         while not self._stop.wait(TICK):
+            if clock.monotonic() >= next_look:
+                next_look = clock.monotonic() + UNSERVED_EVERY
+                self._look_for_unserved()
             if clock.monotonic() >= next_clock:
                 try:
                     self._time.measure()
@@ -108,6 +117,29 @@ class Chores:
             self._publish_progress()
             self._learn_cancellations()
             self._release_stranded()
+
+    def _look_for_unserved(self) -> None:
+        """Say once (per kind) that runs wait which no live worker executes: they would
+        otherwise wait in silence (a worker not deployed, a queue nobody serves)."""
+        try:
+            self._announce()
+            kinds = self._store.waiting_kinds()
+            workers = self._store.live_workers() if kinds else []
+        except StoreError as exc:
+            log.warning("looking for runs no worker executes failed (%s)", exc)
+            return
+        for workflow, queue in kinds:
+            if (workflow, queue) in self._warned:
+                continue
+            if not any(w.executes(workflow, queue) for w in workers):
+                self._warned.add((workflow, queue))
+                log.warning(
+                    "runs of workflow %r in queue %r are waiting, and no live worker executes "
+                    "them: register the workflow in a worker (import its module) that serves "
+                    "the queue",
+                    workflow,
+                    queue,
+                )
 
     def _publish_progress(self) -> None:
         """Publish the step each run is in once it has run a while: no write per step."""

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from durably.errors import ErrorInfo
-from durably.records import EntryStatus, JournalEntry, RunRow, RunStatus
+from durably.records import EntryStatus, JournalEntry, RunRow, RunStatus, WorkerInfo
 
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, current_step, queue, priority, "
     "idempotency_key, parent_id, attempts, epoch, owner, created_at, updated_at, "
-    "cancel_requested, continued_to, partition_key"
+    "cancel_requested, continued_to, partition_key, available_at, recoveries"
 )
 ENTRY_COLUMNS = (
     "seq, kind, name, status, output, error, attempts, started_at, finished_at, call_site"
@@ -67,6 +67,8 @@ def run_from_row(row: Sequence[Any]) -> RunRow:
         cancel_requested=bool(row[16]),
         continued_to=row[17],
         partition_key=row[18],
+        available_at=row[19],
+        recoveries=row[20],
     )
 
 
@@ -82,4 +84,17 @@ def entry_from_row(row: Sequence[Any]) -> JournalEntry:
         started_at=row[7],
         finished_at=row[8],
         call_site=row[9] or "",
+    )
+
+
+def worker_from_row(row: Sequence[Any]) -> WorkerInfo:
+    return WorkerInfo(
+        worker_id=row[0],
+        host=row[1],
+        pid=row[2],
+        queues=None if row[3] is None else tuple(json.loads(row[3])),
+        workflows=tuple(json.loads(row[4])),
+        lease=row[5],
+        started_at=row[6],
+        seen_at=row[7],
     )

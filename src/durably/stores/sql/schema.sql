@@ -25,7 +25,10 @@ CREATE TABLE runs (
     wake_pending INTEGER NOT NULL DEFAULT 0,
     continued_to TEXT,
     partition_key TEXT,
-    started_at DOUBLE PRECISION
+    started_at DOUBLE PRECISION,
+    recoveries INTEGER NOT NULL DEFAULT 0,
+    progress INTEGER NOT NULL DEFAULT -1,
+    orphaned INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX runs_idempotency ON runs (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -69,4 +72,15 @@ CREATE TABLE events (
     value TEXT,
     updated_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (run_id, key)
+);
+
+CREATE TABLE workers (
+    worker_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    queues TEXT,
+    workflows TEXT NOT NULL,
+    lease DOUBLE PRECISION NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    seen_at DOUBLE PRECISION NOT NULL
 );

@@ -7,12 +7,13 @@ parts of the statements (``{claim_lock}``) and its placeholder style.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from durably.clock import Clock
 from durably.errors import ErrorInfo, InvalidRunState, LeaseLost, RunNotFound
-from durably.records import JournalEntry, Lease, NewRun, RunRow, RunStatus
+from durably.records import JournalEntry, Lease, NewRun, RunRow, RunStatus, WorkerInfo
 from durably.stores.base import Transaction
 from durably.stores.sql.claims import ClaimSql
 from durably.stores.sql.messages import MessageSql
@@ -22,6 +23,7 @@ from durably.stores.sql.rows import (
     entry_from_row,
     error_text,
     run_from_row,
+    worker_from_row,
 )
 from durably.stores.sql.statements import execute, load, placeholders, render
 
@@ -231,6 +233,7 @@ class SqlStore(ClaimSql, MessageSql):
         """In one transaction, one statement per 500 runs (SQLite's parameter limit)."""
 
         def renew(tx: Transaction) -> int:
+            execute(tx, self._statements["touch_worker"], (owner,))
             renewed = 0
             for start in range(0, len(run_ids), 500):
                 chunk = run_ids[start : start + 500]
@@ -240,11 +243,38 @@ class SqlStore(ClaimSql, MessageSql):
 
         return self.transact(renew)
 
-    def release_owner(self, owner: str) -> int:
-        return self._write(self._statements["release_owner"], (owner,))
+    def release_owner(self, owner: str, dead: bool = False) -> int:
+        return self._write(self._statements["release_owner"], (dead, owner))
 
     def release_run(self, lease: Lease) -> None:
         self._write(self._statements["release_run"], (lease.run_id, lease.epoch, lease.owner))
+
+    # -- workers -------------------------------------------------------------------
+    def register_worker(self, worker: WorkerInfo) -> None:
+        queues = None if worker.queues is None else json.dumps(list(worker.queues))
+        params = (
+            worker.worker_id,
+            worker.host,
+            worker.pid,
+            queues,
+            json.dumps(list(worker.workflows)),
+            worker.lease,
+        )
+
+        def register(tx: Transaction) -> None:
+            execute(tx, self._statements["forget_stale_workers"])
+            execute(tx, self._statements["register_worker"], params)
+
+        self.transact(register)
+
+    def remove_worker(self, worker_id: str) -> None:
+        self._write(self.inline("DELETE FROM workers WHERE worker_id = ?"), (worker_id,))
+
+    def live_workers(self) -> list[WorkerInfo]:
+        return [worker_from_row(r) for r in self._read(self._statements["live_workers"])]
+
+    def waiting_kinds(self, limit: int = 100) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self._read(self._statements["waiting_kinds"], (limit,))]
 
     def lease_owners(self) -> list[str]:
         statement = self.inline("SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL")

@@ -2,10 +2,17 @@
 
 -- name: claim
 -- {target} selects the runs to take: the first runnable ones, or ids chosen
--- within a queue's limits.
+-- within a queue's limits. A run taken from a worker that died executing it (its
+-- lease expired, or its owner was found dead) with no new journal position since
+-- it was last claimed counts one more recovery without progress.
 UPDATE runs SET owner = ?, epoch = epoch + 1, lease_until = durably_now() + ?,
     status = 'running', attempts = attempts + 1, wake_pending = 0,
-    updated_at = durably_now(), started_at = COALESCE(started_at, durably_now())
+    updated_at = durably_now(), started_at = COALESCE(started_at, durably_now()),
+    recoveries = CASE WHEN (owner IS NOT NULL OR orphaned = 1) AND progress = (
+            SELECT COALESCE(MAX(seq), -1) FROM journal WHERE journal.run_id = runs.run_id)
+        THEN recoveries + 1 ELSE 0 END,
+    progress = (SELECT COALESCE(MAX(seq), -1) FROM journal WHERE journal.run_id = runs.run_id),
+    orphaned = 0
 WHERE {target}
 RETURNING {run_columns}
 

@@ -54,14 +54,16 @@ DELETE FROM journal WHERE run_id = ? AND status = 'failed' AND seq IN ({seqs})
 
 -- name: make_runnable
 UPDATE runs SET status = 'pending', error = NULL, available_at = durably_now(),
-    updated_at = durably_now()
+    updated_at = durably_now(), recoveries = 0, orphaned = 0
 WHERE run_id = ?
 
 -- name: release_owner
 -- Runs that were running become pending; parked ones keep their status and timer.
+-- The runs of an owner that died are marked: their next claim is a recovery.
 UPDATE runs SET owner = NULL, lease_until = NULL, epoch = epoch + 1,
     status = CASE WHEN status = 'running' THEN 'pending' ELSE status END,
-    available_at = COALESCE(available_at, durably_now())
+    available_at = COALESCE(available_at, durably_now()),
+    orphaned = CASE WHEN ? THEN 1 ELSE orphaned END
 WHERE owner = ?
 
 -- name: release_run
@@ -76,3 +78,27 @@ UPDATE runs SET lease_until = durably_now() + ? WHERE owner = ? AND run_id IN ({
 -- name: next_wakeup
 SELECT MIN(available_at) FROM runs
 WHERE available_at IS NOT NULL AND owner IS NULL AND workflow IN ({workflows})
+
+-- name: register_worker
+INSERT INTO workers (worker_id, host, pid, queues, workflows, lease, started_at, seen_at)
+VALUES (?, ?, ?, ?, ?, ?, durably_now(), durably_now())
+ON CONFLICT (worker_id) DO UPDATE SET queues = excluded.queues,
+    workflows = excluded.workflows, lease = excluded.lease, seen_at = excluded.seen_at
+
+-- name: forget_stale_workers
+-- Workers not seen for a day are gone for good: their rows would only grow the table.
+DELETE FROM workers WHERE seen_at < durably_now() - 86400
+
+-- name: touch_worker
+UPDATE workers SET seen_at = durably_now() WHERE worker_id = ?
+
+-- name: live_workers
+-- Seen within two leases: a heartbeat renews every third of one.
+SELECT worker_id, host, pid, queues, workflows, lease, started_at, seen_at FROM workers
+WHERE seen_at + 2 * lease >= durably_now() ORDER BY started_at
+
+-- name: waiting_kinds
+-- What runs wait for a worker now: due, not held, not ended.
+SELECT DISTINCT workflow, queue FROM runs
+WHERE owner IS NULL AND status = 'pending' AND available_at <= durably_now()
+LIMIT ?
