@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -21,7 +21,7 @@ from durably.runtime.retrying import positions_to_drop
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
 from durably.starting import Starter, StartOptions
 from durably.stores import open_store
-from durably.stores.base import Store
+from durably.stores.base import Store, Transaction
 from durably.stores.sqlite import Synchronous
 from durably.watchers import Watchers
 from durably.worker.executor import Executor
@@ -156,6 +156,12 @@ class Engine(Starter):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Engine:
+        return await asyncio.to_thread(self.launch)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.close)
+
     def handle(self, run_id: str) -> RunHandle[Any]:
         """A handle for an existing run (its result is typed if its workflow is registered)."""
         row = self._row(run_id)
@@ -210,11 +216,23 @@ class Engine(Starter):
             RunNotFound: no such run.
             InvalidRunState: the run is not failed, or its compensations already ran.
         """
+        op = self._retry(run_id)
+        self.committer.run(op)
+        return self._retried(run_id)
+
+    async def retry_async(self, run_id: str) -> RunHandle[Any]:
+        op = await asyncio.to_thread(self._retry, run_id)
+        await self.committer.run_async(op)
+        return await asyncio.to_thread(self._retried, run_id)
+
+    def _retry(self, run_id: str) -> Callable[[Transaction], None]:
         row = self._row(run_id)
         if row.status is not RunStatus.FAILED:
             raise InvalidRunState(f"run {run_id} is {row.status}; only failed runs can be retried")
         drop = positions_to_drop(row, self.store.journal(run_id))
-        self.committer.run(lambda tx: self.store.retry_run(tx, run_id, drop))
+        return lambda tx: self.store.retry_run(tx, run_id, drop)
+
+    def _retried(self, run_id: str) -> RunHandle[Any]:
         if self._executor is not None:
             self._executor.poke()
         return self.handle(run_id)
@@ -223,14 +241,23 @@ class Engine(Starter):
         """Cancel a run and its children.
 
         A sleeping or waiting run is woken and cancelled at once; a running one gets
-        ``WorkflowCancelled`` at its next durable call. Compensations and shielded
+        ``WorkflowCancelled`` at its next durable call (a step can learn of it with
+        ``durably.is_cancelled()`` or ``durably.heartbeat()``). Compensations and shielded
         cleanup run before it ends as ``cancelled``. Cancelling a cancelled run does
         nothing; a completed or failed one raises :class:`InvalidRunState`.
         """
         text = reason or ""
         self.committer.run(lambda tx: self.store.cancel_run(tx, run_id, text))
+        self._cancelled(run_id, text)
+
+    async def cancel_async(self, run_id: str, reason: str | None = None) -> None:
+        text = reason or ""
+        await self.committer.run_async(lambda tx: self.store.cancel_run(tx, run_id, text))
+        self._cancelled(run_id, text)
+
+    def _cancelled(self, run_id: str, reason: str) -> None:
         if self._executor is not None:
-            self._executor.cancel_local(run_id, text)
+            self._executor.cancel_local(run_id, reason)
             self._executor.poke()
 
     def send_signal(
@@ -238,16 +265,31 @@ class Engine(Starter):
     ) -> None:
         """Send ``payload`` to the run under ``name``; it is received exactly once.
 
-        Sends with the same ``idempotency_key`` are one signal (retry a send safely).
+        Sends with the same ``idempotency_key`` (to the same run and name) are one
+        signal: retry a send safely.
 
         Raises:
             SerializationError: the payload cannot be encoded (nothing is sent).
             RunNotFound: no such run. InvalidRunState: the run has ended.
         """
+        self.committer.run(self._signal(run_id, name, payload, idempotency_key))
+        self._signalled()
+
+    async def send_signal_async(
+        self, run_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None
+    ) -> None:
+        await self.committer.run_async(self._signal(run_id, name, payload, idempotency_key))
+        self._signalled()
+
+    def _signal(
+        self, run_id: str, name: str, payload: Any, idempotency_key: str | None
+    ) -> Callable[[Transaction], None]:
         text = dumps(payload, what=f"signal {name!r} payload", limit=self.max_payload)
         check_name("signal name", name)
         key = check_optional("idempotency_key", idempotency_key) or new_run_id()
-        self.committer.run(lambda tx: self.store.send_signal(tx, run_id, name, text, key))
+        return lambda tx: self.store.send_signal(tx, run_id, name, text, key)
+
+    def _signalled(self) -> None:
         if self._executor is not None:
             self._executor.poke()
 
@@ -256,6 +298,28 @@ class Engine(Starter):
 
         Returns ``None`` when ``timeout`` passes first or the run ends without it.
         """
+        polls = self._event_polls(run_id, key, timeout)
+        while True:
+            done, value = _next_poll(polls)
+            if done:
+                return value
+            time.sleep(value)
+
+    async def get_event_async(
+        self, run_id: str, key: str, timeout: float | str | None = None
+    ) -> Any:
+        """Async twin of :meth:`get_event`: no thread is held while it waits."""
+        polls = self._event_polls(run_id, key, timeout)
+        while True:
+            done, value = await asyncio.to_thread(_next_poll, polls)
+            if done:
+                return value
+            await asyncio.sleep(value)
+
+    def _event_polls(
+        self, run_id: str, key: str, timeout: float | str | None
+    ) -> Generator[float, None, Any]:
+        """The reads of a wait for an event; yields the pause before each next read."""
         check_name("event key", key)
         deadline = None if timeout is None else time.monotonic() + parse_duration(timeout)
         pause = 0.005
@@ -268,23 +332,8 @@ class Engine(Starter):
             if ended or (deadline is not None and time.monotonic() >= deadline):
                 return None
             left = math.inf if deadline is None else deadline - time.monotonic()
-            time.sleep(max(0.0, min(pause, left)))
+            yield max(0.0, min(pause, left))
             pause = min(pause * 2, self.poll_interval)
-
-    async def cancel_async(self, run_id: str, reason: str | None = None) -> None:
-        await asyncio.to_thread(self.cancel, run_id, reason)
-
-    async def send_signal_async(
-        self, run_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None
-    ) -> None:
-        await asyncio.to_thread(
-            self.send_signal, run_id, name, payload, idempotency_key=idempotency_key
-        )
-
-    async def get_event_async(
-        self, run_id: str, key: str, timeout: float | str | None = None
-    ) -> Any:
-        return await asyncio.to_thread(self.get_event, run_id, key, timeout)
 
     async def get_run_async(self, run_id: str) -> Run:
         return await asyncio.to_thread(self.get_run, run_id)
@@ -297,9 +346,6 @@ class Engine(Starter):
     async def steps_async(self, run_id: str) -> list[StepRecord]:
         return await asyncio.to_thread(self.steps, run_id)
 
-    async def retry_async(self, run_id: str) -> RunHandle[Any]:
-        return await asyncio.to_thread(self.retry, run_id)
-
     # -- completion notifications ------------------------------------------------
     def running_here(self, run_id: str) -> bool:
         """Whether this engine is executing the run now (it notifies when that ends)."""
@@ -309,3 +355,11 @@ class Engine(Starter):
         """Call ``callback`` when this process sees the run end or suspend."""
         self._listen()
         return self.watchers.watch(run_id, callback)
+
+
+def _next_poll(polls: Generator[float, None, Any]) -> tuple[bool, Any]:
+    """One read of a poll: (True, its result) once done, else (False, the next pause)."""
+    try:
+        return False, next(polls)
+    except StopIteration as stop:
+        return True, stop.value

@@ -456,3 +456,17 @@ def test_waiting_for_a_run_executing_here_polls_nothing(
     threading.Timer(0.4, GATE.set).start()
     assert asyncio.run(handle.result_async(timeout=10)) == "passed"
     assert reads == []
+
+
+def test_async_with_and_async_twins_that_hold_no_thread(store_url: str) -> None:
+    async def main() -> list[object]:
+        async with durably.Engine(store_url, poll_interval=0.05) as engine:
+            handle = await engine.start_workflow_async(sum_three, 1, 2)
+            await handle.result_async(timeout=10)
+            waiting = [
+                engine.get_event_async(handle.run_id, "nothing", timeout=0.3) for _ in range(40)
+            ]
+            # 40 waits at once in a default pool of a few threads: they wait in the loop.
+            return list(await asyncio.gather(*waiting))
+
+    assert asyncio.run(main()) == [None] * 40

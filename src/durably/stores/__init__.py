@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from durably.clock import SYSTEM, Clock
 from durably.stores.base import Store
 from durably.stores.sqlite import SQLiteStore, Synchronous
+
+_SCHEME_TYPO = re.compile(r"^(postgresql|postgres|sqlite)(?::|//)")
 
 
 def open_store(
@@ -15,6 +19,12 @@ def open_store(
         return SQLiteStore("durably.db", synchronous=synchronous, clock=clock)
     if not isinstance(store, str):
         return store
+    typo = _SCHEME_TYPO.match(store)
+    if typo is not None and "://" not in store:
+        raise ValueError(
+            f"{store!r} looks like a URL missing '://' after {typo[1]!r}; "
+            f"write '{typo[1]}://...', or './{store}' for a file of that name"
+        )
     if store.startswith(("postgresql://", "postgres://")):
         from durably.stores.postgres import PostgresStore  # psycopg only when asked for
 

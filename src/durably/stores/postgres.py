@@ -63,6 +63,8 @@ class PostgresStore(SqlStore):
             is retried before it is raised as :class:`~durably.errors.StoreError`.
         migrate: bring the schema up to date now (off only to test migrations).
         clock: this host's clock (the database keeps its own for leases and timers).
+        connect_timeout: seconds the first connection may take before the store gives up
+            with the server's reason (a wrong host, password, database ...).
     """
 
     PARTS = {"claim_lock": " FOR UPDATE SKIP LOCKED"}
@@ -78,6 +80,7 @@ class PostgresStore(SqlStore):
         retry_for: float = 60.0,
         migrate: bool = True,
         clock: Clock = SYSTEM,
+        connect_timeout: float = 5.0,
     ) -> None:
         if not _IDENTIFIER.match(schema):
             raise ValueError(f"schema must be a lowercase SQL identifier, not {schema!r}")
@@ -89,6 +92,7 @@ class PostgresStore(SqlStore):
         self.retry_for = retry_for
         self._heartbeat: psycopg.Connection[Any] | None = None
         self._heartbeat_lock = threading.Lock()
+        self._check_reachable(connect_timeout)
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -99,19 +103,35 @@ class PostgresStore(SqlStore):
             name=f"durably-{schema}",
         )
         try:
-            self._pool.open(wait=True, timeout=30)
+            self._pool.open(wait=True, timeout=connect_timeout + 10)
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
         if migrate:
             self.migrate()
 
+    def _check_reachable(self, timeout: float) -> None:
+        """Connect once, briefly: a wrong host, port, database, password or parameter is a
+        StoreError within ``timeout`` saying what the server (or libpq) said."""
+        try:
+            psycopg.connect(self.url, connect_timeout=max(1, round(timeout))).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip() or type(exc).__name__
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {redact(self.url)}: {reason}"
+            ) from exc
+
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = SYSTEM) -> PostgresStore:
-        """A store from a URL; ``?schema=name`` picks the schema (default ``durably``)."""
+        """A store from a URL; ``?schema=name`` picks the schema (default ``durably``);
+        ``?search_path=name`` is taken as the schema too."""
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = dict(query).get("schema", "durably")
-        rest = urlencode([(k, v) for k, v in query if k != "schema"])
+        given = dict(query)
+        schemas = {given[k] for k in ("schema", "search_path") if k in given}
+        if len(schemas) > 1:
+            raise ValueError(f"the URL names two schemas: {sorted(schemas)}")
+        schema = schemas.pop() if schemas else "durably"
+        rest = urlencode([(k, v) for k, v in query if k not in ("schema", "search_path")])
         return cls(urlunsplit(parts._replace(query=rest)), schema=schema, clock=clock)
 
     def __repr__(self) -> str:
