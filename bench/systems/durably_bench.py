@@ -23,7 +23,6 @@ import durably
 
 ROLE = "parent"
 WORKDIR = Path(".")
-WORKERS = 8
 
 
 @durably.step
@@ -88,7 +87,7 @@ def five() -> int:
 
 
 def engine(args: Any, synchronous: str = "normal") -> durably.Engine:
-    return durably.Engine(str(args.dir / "durably.db"), workers=WORKERS, synchronous=synchronous)
+    return durably.Engine(str(args.dir / "durably.db"), synchronous=synchronous)  # defaults
 
 
 async def run_gathered(args: Any, count: int) -> float:

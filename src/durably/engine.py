@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from durably import registry
 from durably.committer import Committer
@@ -24,7 +24,9 @@ from durably.stores import open_store
 from durably.stores.base import Store, Transaction
 from durably.stores.sqlite import Synchronous
 from durably.watchers import Watchers
-from durably.worker.executor import Executor
+
+if TYPE_CHECKING:  # imported when the engine launches: a client never needs it
+    from durably.worker.executor import Executor
 
 
 class Engine(Starter):
@@ -59,7 +61,7 @@ class Engine(Starter):
         self,
         store: str | Store | None = None,
         *,
-        workers: int = 8,
+        workers: int = 64,
         lease: float | str = 30.0,
         poll_interval: float | str = 1.0,
         synchronous: Synchronous = "normal",
@@ -101,6 +103,8 @@ class Engine(Starter):
     def launch(self) -> Engine:
         """Start the background executor: claim and run work until :meth:`shutdown`."""
         if self._executor is None and self.execute:
+            from durably.worker.executor import Executor
+
             self._executor = Executor(
                 self.store,
                 self.committer,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from durably import crashpoints, registry
 from durably.committer import Committer
@@ -30,7 +30,9 @@ from durably.registry import Workflow
 from durably.runtime.effects import Plan, Write, drive_async, drive_sync
 from durably.serialization import encode_call, return_hint
 from durably.stores.base import Store, Transaction
-from durably.worker.executor import Executor
+
+if TYPE_CHECKING:
+    from durably.worker.executor import Executor
 
 P = ParamSpec("P")
 R = TypeVar("R")

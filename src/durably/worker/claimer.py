@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 
 from durably import crashpoints, queues
@@ -33,7 +32,7 @@ HOST = socket.gethostname()
 
 def new_owner() -> str:
     """A lease owner id: ``host:pid:random``."""
-    return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{HOST}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
 def owner_is_dead(owner: str) -> bool:

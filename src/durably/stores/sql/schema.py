@@ -16,7 +16,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 log = logging.getLogger("durably.store")
 
@@ -34,15 +34,19 @@ class Migration:
     script: str
 
 
+#: The SQL files live next to this module (a plain directory: durably is not zipped).
+HERE = Path(__file__).parent
+
+
 def _text(name: str) -> str:
-    return (resources.files(__package__) / name).read_text(encoding="utf-8")
+    return (HERE / name).read_text(encoding="utf-8")
 
 
 @cache
 def migrations(dialect: str) -> tuple[Migration, ...]:
     """Every migration, in version order, with the scripts of ``dialect``."""
     found: dict[int, Migration] = {}
-    for entry in (resources.files(__package__) / "migrations").iterdir():
+    for entry in (HERE / "migrations").iterdir():
         match = _FILE.match(entry.name)
         if match is None:
             continue
@@ -66,7 +70,7 @@ def latest() -> int:
 @cache
 def fresh(dialect: str) -> str:
     """The script that creates the newest schema on an empty database."""
-    own = resources.files(__package__) / f"schema.{dialect}.sql"
+    own = HERE / f"schema.{dialect}.sql"
     extra = own.read_text(encoding="utf-8") if own.is_file() else ""
     return _text("schema.sql") + "\n" + extra
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from durably.stores.base import Transaction
@@ -32,7 +32,7 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?|%
 @cache
 def load(group: str) -> dict[str, str]:
     """The statements of ``queries/<group>.sql`` by name, shared fragments filled in."""
-    text = (resources.files(__package__) / "queries" / f"{group}.sql").read_text("utf-8")
+    text = (Path(__file__).parent / "queries" / f"{group}.sql").read_text("utf-8")
     pieces = _NAME.split(text)
     statements: dict[str, str] = {}
     for name, body in zip(pieces[1::2], pieces[2::2], strict=True):
