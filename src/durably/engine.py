@@ -16,6 +16,7 @@ from durably.errors import InvalidRunState, RunNotFound, WorkflowNotFound
 from durably.handle import RunHandle
 from durably.hooks import Hooks
 from durably.names import check_name, check_optional
+from durably.operating import Operations
 from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id, why_waiting
 from durably.runtime.retrying import positions_to_drop
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # imported when the engine launches: a client never needs it
     from durably.worker.executor import Executor
 
 
-class Engine(Starter):
+class Engine(Starter, Operations):
     """Starts, inspects and executes durable runs.
 
     Runs start with ``engine.start_workflow(wf, *args, **kwargs)``; start options
@@ -200,13 +201,6 @@ class Engine(Starter):
         """Whether this engine executes runs now (``with engine:`` or ``launch()``)."""
         return self._executor is not None
 
-    def list_runs(
-        self, workflow: str | None = None, status: RunStatus | str | None = None, limit: int = 100
-    ) -> list[Run]:
-        """Runs, newest first, optionally of one workflow and/or in one status."""
-        state = None if status is None else RunStatus(status)
-        return [Run.from_row(r, None) for r in self.store.list_runs(workflow, state, limit)]
-
     def steps(self, run_id: str) -> list[StepRecord]:
         """The run's journal, in order."""
         self._row(run_id)
@@ -237,9 +231,13 @@ class Engine(Starter):
         return lambda tx: self.store.retry_run(tx, run_id, drop)
 
     def _retried(self, run_id: str) -> RunHandle[Any]:
+        self._woken()
+        return self.handle(run_id)
+
+    def _woken(self) -> None:
+        """Something may have become runnable: claim now rather than at the next poll."""
         if self._executor is not None:
             self._executor.poke()
-        return self.handle(run_id)
 
     def cancel(self, run_id: str, reason: str | None = None) -> None:
         """Cancel a run and its children.
@@ -341,11 +339,6 @@ class Engine(Starter):
 
     async def get_run_async(self, run_id: str) -> Run:
         return await asyncio.to_thread(self.get_run, run_id)
-
-    async def list_runs_async(
-        self, workflow: str | None = None, status: RunStatus | str | None = None, limit: int = 100
-    ) -> list[Run]:
-        return await asyncio.to_thread(self.list_runs, workflow, status, limit)
 
     async def steps_async(self, run_id: str) -> list[StepRecord]:
         return await asyncio.to_thread(self.steps, run_id)

@@ -234,6 +234,9 @@ class NewRun:
     partition_key: str | None = None
     owner: str | None = None  # set when the starting process claims the run at once
     lease: float = 0.0  # the claim's lease length, with owner
+    #: The tree it belongs to (a continue-as-new successor keeps its chain's); None:
+    #: its parent's, or its own when it has no parent.
+    root_id: str | None = None
 
     def check_same(self, existing: RunRow) -> None:
         """Raise :class:`IdempotencyConflict` unless ``existing`` (the run this start's id
@@ -265,6 +268,8 @@ class WorkerInfo:
     lease: float
     started_at: float
     seen_at: float
+    concurrency: int = 0  # threads for sync workflows
+    patterns: tuple[str, ...] | None = None  # the workflow name patterns it was given
 
     def executes(self, workflow: str, queue: str) -> bool:
         return workflow in self.workflows and (self.queues is None or queue in self.queues)
@@ -307,3 +312,30 @@ class Claim:
     def lease(self) -> Lease:
         assert self.run.owner is not None
         return Lease(self.run.run_id, self.run.owner, self.run.epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a listing, a count or a bulk action is about (all of them by default).
+
+    ``workflows`` are name patterns (``"billing.*"``, as in :mod:`fnmatch`); a run
+    matches when its workflow matches one. ``since``/``until`` bound its creation
+    time (store time, seconds since the epoch; ``until`` excluded).
+    """
+
+    workflows: tuple[str, ...] = ()
+    statuses: tuple[RunStatus, ...] = ()
+    queue: str | None = None
+    since: float | None = None
+    until: float | None = None
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    """One moment of a run's life (``engine.history``): what happened, when, details."""
+
+    at: datetime
+    kind: str
+    detail: dict[str, Any]

@@ -26,25 +26,32 @@ Nothing here is SQL-shaped: a key-value store with conditional writes and small
 transactions (DynamoDB's ``TransactWriteItems`` takes 100 items) implements it
 with ``max_batch`` set to what one of its transactions holds.
 
-How it will grow. As schedules, history, retention and the dashboard arrive,
-this protocol splits by concern rather than growing one list: ``RunStore``
-(runs, journals, signals, events, claims: this protocol today), ``LeaseStore``
-(renewals, releases, owners: the heartbeat's own connection),
-``ScheduleStore`` (schedules and their fired ticks, written in the same
-transaction as the runs they start), and ``AdminStore`` (the paged, filtered
-queries of the CLI and dashboard, purges). A backend implements all of them;
-the engine asks for each where it needs it.
+How it grows. By concern rather than as one list: :class:`AdminStore` (the
+paged, filtered queries of the CLI and dashboard, history, forks, purges) is
+its own protocol; next come a ``ScheduleStore`` (schedules and their fired
+ticks, written in the same transaction as the runs they start) and, when the
+heartbeat's part grows, a ``LeaseStore`` (renewals, releases, workers). A
+backend implements all of them; :class:`Store` is their union.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from durably.clock import Clock
 from durably.errors import ErrorInfo
 from durably.queues import Queue
-from durably.records import Claim, JournalEntry, Lease, NewRun, RunRow, RunStatus, WorkerInfo
+from durably.records import (
+    Claim,
+    JournalEntry,
+    Lease,
+    NewRun,
+    RunFilter,
+    RunRow,
+    RunStatus,
+    WorkerInfo,
+)
 
 T = TypeVar("T")
 
@@ -55,8 +62,70 @@ class Transaction(Protocol):
     :meth:`Store.transact`."""
 
 
-class Store(Protocol):
-    """Durable state of runs, journals, messages and leases."""
+class AdminStore(Protocol):
+    """What operators ask of the store (the CLI, the dashboard, retention): pages of
+    runs, counts, history, forks, purges. None of it is on the hot path."""
+
+    def list_runs(
+        self, where: RunFilter, limit: int, after: tuple[float, str] | None = None
+    ) -> list[RunRow]:
+        """Up to ``limit`` runs matching ``where``, newest first (by creation time, then
+        id, both descending); ``after`` (a run's creation time and id) starts the page
+        just past that run: keyset pagination, stable while runs are added."""
+        ...
+
+    def count_runs(self, where: RunFilter) -> int:
+        """How many runs match ``where``."""
+        ...
+
+    def add_history(self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]) -> None:
+        """Record one event of a run's life (not fenced: a stale worker's account of
+        what it did is still true history)."""
+        ...
+
+    def history(self, run_id: str) -> list[tuple[float, str, dict[str, Any]]]:
+        """The recorded events of the run, in the order they were written: (store
+        time, kind, details). Claims, suspensions, releases, failed attempts, cancel
+        requests, retries and forks; what the journal and the run's row tell (steps,
+        creation, the end) is not repeated here."""
+        ...
+
+    def fork_run(self, tx: Transaction, source_id: str, new: NewRun, upto: int) -> RunRow:
+        """Create ``new`` with a copy of the journal of ``source_id`` before position
+        ``upto``; ``ValueError`` if ``new``'s id is taken."""
+        ...
+
+    def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take (or renew, for the same owner) a named lease for ``ttl`` seconds;
+        whether it is held now. Its own transaction."""
+        ...
+
+    def release_lock(self, name: str, owner: str) -> None:
+        """Give up a named lease (nothing if another owner holds it)."""
+        ...
+
+    def purge(self, cutoffs: Mapping[str, float], limit: int, dry_run: bool = False) -> int:
+        """Delete, in one transaction, up to ``limit`` whole run trees (a root, its
+        descendants, its continue-as-new chain, with their journals, signals, events
+        and history) whose every run ended before the cutoff (store time) of its
+        status; statuses not in ``cutoffs`` and runs not ended are never deleted.
+        Returns how many runs went (or would go, with ``dry_run``)."""
+        ...
+
+    def vacuum(self, full: bool = False) -> None:
+        """Give the space of deleted rows back. ``full`` may take long and lock the
+        database (SQLite rewrites the file; PostgreSQL VACUUM ANALYZE); without it,
+        only what is cheap (SQLite's incremental vacuum)."""
+        ...
+
+    def running_counts(self) -> dict[str, int]:
+        """Per lease owner, how many runs it holds now."""
+        ...
+
+
+class Store(AdminStore, Protocol):
+    """Durable state of runs, journals, messages and leases (and, from
+    :class:`AdminStore`, what operators ask)."""
 
     #: The clock the engine and this store share (see the module's docstring).
     clock: Clock
@@ -236,10 +305,6 @@ class Store(Protocol):
 
     def get_run(self, run_id: str) -> RunRow | None:
         """The run with this id, or ``None``."""
-        ...
-
-    def list_runs(self, workflow: str | None, status: RunStatus | None, limit: int) -> list[RunRow]:
-        """Up to ``limit`` runs, newest first, of one workflow and/or in one status."""
         ...
 
     def journal(self, run_id: str) -> list[JournalEntry]:

@@ -243,6 +243,19 @@ class PostgresStore(SqlStore):
             .replace("{channel}", self.channel)
         )
 
+    def vacuum(self, full: bool = False) -> None:
+        """``full``: VACUUM ANALYZE durably's tables (outside a transaction, as PostgreSQL
+        needs); otherwise nothing: autovacuum reclaims space as rows go."""
+        if not full:
+            return
+
+        def attempt() -> None:
+            with self._pool.connection() as conn:
+                for table in ("runs", "journal", "signals", "events", "history"):
+                    conn.execute(f"VACUUM ANALYZE {self.schema}.{table}")
+
+        self._retrying(attempt)
+
     # -- notifications ---------------------------------------------------------------
     def listen(
         self, on_ready: Callable[[], None], on_done: Callable[[str], None]

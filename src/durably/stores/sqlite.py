@@ -200,14 +200,33 @@ class SQLiteStore(SqlStore):
     def now(self) -> float:
         return self.clock.time()
 
+    def vacuum(self, full: bool = False) -> None:
+        """Hand the pages of deleted rows back to the file system. ``full`` rewrites the
+        file (VACUUM, which also switches an older file to incremental auto-vacuum);
+        otherwise only free pages are given back, and only by incremental files."""
+
+        def attempt() -> None:
+            self._check_open()
+            with self._lock:
+                if full:
+                    self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                    self._conn.execute("VACUUM")
+                elif self._conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                    self._conn.execute("PRAGMA incremental_vacuum")
+
+        self._retrying(attempt)
+
     def migrate(self, target: int | None = None) -> None:
         """Bring the schema to version ``target`` (default: the newest).
 
         A current schema is only read (no write lock). Safe when many processes start
         at once: one applies, the others wait for its lock and find it done.
         """
-        if schema.plan(self._retrying(lambda: self._version(self._reader())), target) is None:
+        current = self._retrying(lambda: self._version(self._reader()))
+        if schema.plan(current, target) is None:
             return
+        if current == 0:  # before the first table: new files give deleted pages back
+            self._retrying(lambda: self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL"))
 
         def apply(tx: Transaction) -> None:
             conn: sqlite3.Connection = tx  # type: ignore[assignment]

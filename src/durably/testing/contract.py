@@ -17,74 +17,20 @@ durably runs it on SQLite and PostgreSQL (``tests/stores``). It needs pytest.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from durably.errors import InvalidRunState, LeaseLost, RunNotFound
-from durably.queues import Queue
-from durably.records import Claim, EntryStatus, JournalEntry, Lease, NewRun, RunRow, RunStatus
+from durably.records import EntryStatus, JournalEntry, Lease, RunFilter, RunStatus
 from durably.stores.base import Store, Transaction
-
-T = TypeVar("T")
-WORKFLOW = "contract.wf"
-LIMITED = Queue("durably.contract.concurrency", concurrency=2)
-PARTITIONED = Queue("durably.contract.partitions", partition_concurrency=1)
-RATED = Queue("durably.contract.rate", rate_limit=(2, "1h"))
+from durably.testing.contract_admin import AdminContract
+from durably.testing.contract_base import LIMITED, PARTITIONED, RATED, entry, new
 
 
-def new(run_id: str, **fields: Any) -> NewRun:
-    """A run to create, of the contract's workflow."""
-    return NewRun(run_id=run_id, workflow=fields.pop("workflow", WORKFLOW), input="{}", **fields)
-
-
-def entry(seq: int, name: str = "s", output: str | None = '"ok"') -> JournalEntry:
-    return JournalEntry(seq, "step", name, EntryStatus.COMPLETED, output, None, 1, 1.0, 2.0, "")
-
-
-class StoreContract:
+class StoreContract(AdminContract):
     """The Store protocol's promises (see :mod:`durably.stores.base`), one test each."""
-
-    @pytest.fixture
-    def store(self) -> Iterator[Store]:
-        raise NotImplementedError("give the subclass a `store` fixture yielding a fresh store")
-
-    # -- helpers ------------------------------------------------------------------
-    @staticmethod
-    def write(store: Store, work: Callable[[Transaction], T]) -> T:
-        return store.transact(work)
-
-    def create(self, store: Store, run: NewRun) -> tuple[RunRow, bool]:
-        return self.write(store, lambda tx: store.create_run(tx, run))
-
-    def claim(
-        self,
-        store: Store,
-        owner: str,
-        limit: int = 10,
-        queues: Sequence[str] | None = None,
-        limits: Queue | None = None,
-    ) -> list[Claim]:
-        return self.write(
-            store,
-            lambda tx: store.claim_runs(tx, owner, limit, 30.0, [WORKFLOW], queues, (), limits),
-        )
-
-    def finish(self, store: Store, lease: Lease, status: RunStatus) -> None:
-        self.write(store, lambda tx: store.finish_run(tx, lease, status, None, None))
-
-    def signal(self, store: Store, run_id: str, payload: str, key: str) -> None:
-        self.write(store, lambda tx: store.send_signal(tx, run_id, "go", payload, key))
-
-    def take(self, store: Store, lease: Lease, seq: int, name: str) -> str | None:
-        return self.write(store, lambda tx: store.take_signal(tx, lease, entry(seq, name, None)))
-
-    def claimed(self, store: Store, run_id: str, owner: str = "a") -> Lease:
-        """Create ``run_id`` already claimed by ``owner`` (the in-process fast path)."""
-        row, created = self.create(store, new(run_id, owner=owner, lease=30.0))
-        assert created and row.owner == owner and row.epoch == 1
-        return Lease(run_id, owner, 1)
 
     # -- creating runs ----------------------------------------------------------------
     def test_the_same_run_id_twice_makes_one_run(self, store: Store) -> None:
@@ -92,7 +38,7 @@ class StoreContract:
         again, created_again = self.create(store, new("r1", queue="other"))
         assert created and not created_again
         assert again.run_id == "r1" and again.queue == "default"
-        assert [r.run_id for r in store.list_runs(None, None, 10)] == ["r1"]
+        assert [r.run_id for r in store.list_runs(RunFilter(), 10)] == ["r1"]
 
     def test_the_idempotency_key_finds_the_first_run_whatever_the_id(self, store: Store) -> None:
         self.create(store, new("r1", idempotency_key="k"))
@@ -307,10 +253,14 @@ class StoreContract:
         assert store.get_run("nobody") is None and store.journal("nobody") == []
         self.create(store, new("first"))
         self.create(store, new("second", workflow="contract.other", delay=3600))
-        assert [r.run_id for r in store.list_runs(None, None, 10)] == ["second", "first"]
-        assert [r.run_id for r in store.list_runs("contract.other", None, 10)] == ["second"]
-        assert [r.run_id for r in store.list_runs(None, RunStatus.PENDING, 1)] == ["second"]
-        assert store.list_runs(None, RunStatus.FAILED, 10) == []
+
+        def ids(where: RunFilter, limit: int) -> list[str]:
+            return [r.run_id for r in store.list_runs(where, limit)]
+
+        assert ids(RunFilter(), 10) == ["second", "first"]
+        assert ids(RunFilter(workflows=("contract.other",)), 10) == ["second"]
+        assert ids(RunFilter(statuses=(RunStatus.PENDING,)), 1) == ["second"]
+        assert ids(RunFilter(statuses=(RunStatus.FAILED,)), 10) == []
         due = store.next_wakeup(["contract.other"])
         assert due is not None and due > store.now() + 3000
         assert abs(store.now() - store.clock.time()) < 600  # the same clock, or one near it

@@ -3,6 +3,7 @@ each with its whole journal (one query for all of them)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,7 +61,25 @@ class ClaimSql:
                 return []
             target, params = f"run_id IN ({placeholders(len(ids))})", ids
         rows = execute(tx, self.sql("claim", target=target), (owner, lease, *params)).fetchall()
-        return self._with_journals(tx, [run_from_row(r) for r in rows])
+        runs = [run_from_row(r) for r in rows]
+        self._record_claims(tx, owner, runs, [r[-1] for r in rows])
+        return self._with_journals(tx, runs)
+
+    def _record_claims(
+        self, tx: Transaction, owner: str, runs: list[RunRow], sources: list[str | None]
+    ) -> None:
+        """One history row per claim (off the hot path: a start in process is no claim)."""
+        if not runs:
+            return
+        values = ",".join(["(?, durably_now(), 'claimed', ?)"] * len(runs))
+        params: list[Any] = []
+        for run, source in zip(runs, sources, strict=True):
+            detail = {"worker": owner, "epoch": run.epoch, "attempt": run.attempts}
+            if source is not None:
+                detail["from"] = source  # taken back from a worker whose lease ran out, or died
+            params += [run.run_id, json.dumps(detail)]
+        statement = self.inline(f"INSERT INTO history (run_id, at, kind, detail) VALUES {values}")
+        execute(tx, statement, params)
 
     def _within_limits(
         self, tx: Transaction, queue: Queue, where: str, params: list[Any], limit: int

@@ -29,6 +29,9 @@ class MessageSql:
         def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]: ...
         def _status(self, tx: Transaction, run_id: str) -> str: ...
         def append_entry(self, tx: Transaction, lease: Lease, entry: JournalEntry) -> None: ...
+        def add_history(
+            self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]
+        ) -> None: ...
 
     # -- signals -----------------------------------------------------------------
     def send_signal(self, tx: Transaction, run_id: str, name: str, payload: str, key: str) -> None:
@@ -78,6 +81,7 @@ class MessageSql:
             raise InvalidRunState(f"run {run_id} is {status}; it can no longer be cancelled")
         error = error_text(ErrorInfo("WorkflowCancelled", reason))
         execute(tx, self.sql("cancel_tree"), (run_id, error))
+        self.add_history(tx, run_id, "cancel requested", {"reason": reason})
         return True
 
     def cancel_requests(self, owner: str) -> dict[str, str]:

@@ -28,7 +28,8 @@ CREATE TABLE runs (
     started_at DOUBLE PRECISION,
     recoveries INTEGER NOT NULL DEFAULT 0,
     progress INTEGER NOT NULL DEFAULT -1,
-    orphaned INTEGER NOT NULL DEFAULT 0
+    orphaned INTEGER NOT NULL DEFAULT 0,
+    claimed_from TEXT
 );
 CREATE UNIQUE INDEX runs_idempotency ON runs (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -37,6 +38,9 @@ CREATE INDEX runs_owner ON runs (owner) WHERE owner IS NOT NULL;
 CREATE INDEX runs_created ON runs (created_at);
 CREATE INDEX runs_parent ON runs (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX runs_queue_started ON runs (queue, started_at) WHERE started_at IS NOT NULL;
+CREATE INDEX runs_status_created ON runs (status, created_at);
+CREATE INDEX runs_workflow_created ON runs (workflow, created_at);
+CREATE INDEX runs_root ON runs (root_id);
 
 CREATE TABLE journal (
     run_id TEXT NOT NULL,
@@ -82,5 +86,22 @@ CREATE TABLE workers (
     workflows TEXT NOT NULL,
     lease DOUBLE PRECISION NOT NULL,
     started_at DOUBLE PRECISION NOT NULL,
-    seen_at DOUBLE PRECISION NOT NULL
+    seen_at DOUBLE PRECISION NOT NULL,
+    concurrency INTEGER NOT NULL DEFAULT 0,
+    patterns TEXT
+);
+
+CREATE TABLE history (
+    id {serial},
+    run_id TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX history_run ON history (run_id, id);
+
+CREATE TABLE locks (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until DOUBLE PRECISION NOT NULL
 );

@@ -15,6 +15,7 @@ from durably.clock import Clock
 from durably.errors import ErrorInfo, InvalidRunState, LeaseLost, RunNotFound
 from durably.records import JournalEntry, Lease, NewRun, RunRow, RunStatus, WorkerInfo
 from durably.stores.base import Transaction
+from durably.stores.sql.admin import AdminSql
 from durably.stores.sql.claims import ClaimSql
 from durably.stores.sql.messages import MessageSql
 from durably.stores.sql.rows import (
@@ -28,10 +29,10 @@ from durably.stores.sql.rows import (
 from durably.stores.sql.statements import execute, load, placeholders, render
 
 T = TypeVar("T")
-_GROUPS = ("runs", "claims", "messages")
+_GROUPS = ("runs", "claims", "messages", "admin")
 
 
-class SqlStore(ClaimSql, MessageSql):
+class SqlStore(ClaimSql, MessageSql, AdminSql):
     """Domain operations in SQL; subclasses provide connections and the dialect."""
 
     #: The dialect's parts of the statements, by the name they have there.
@@ -116,6 +117,7 @@ class SqlStore(ClaimSql, MessageSql):
                 new.priority,
                 new.idempotency_key,
                 new.parent_id,
+                new.root_id,
                 new.parent_id,
                 new.run_id,
                 new.partition_key,
@@ -194,6 +196,11 @@ class SqlStore(ClaimSql, MessageSql):
         self._fenced(
             tx, "suspend_run", lease, (status.value, status is RunStatus.WAITING, available_at)
         )
+        detail = {"status": status.value, "until": available_at}
+        self.add_history(tx, lease.run_id, "suspended", detail)
+
+    def add_history(self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]) -> None:
+        execute(tx, self._statements["add_history"], (run_id, kind, json.dumps(detail)))
 
     def finish_run(
         self,
@@ -219,6 +226,7 @@ class SqlStore(ClaimSql, MessageSql):
             statement = self.sql("drop_failed_entries", seqs=placeholders(len(drop)))
             execute(tx, statement, (run_id, *drop))
         execute(tx, self._statements["make_runnable"], (run_id,))
+        self.add_history(tx, run_id, "retried", {"rerun_positions": list(drop)})
 
     def _status(self, tx: Transaction, run_id: str) -> str:
         found = execute(
@@ -244,10 +252,23 @@ class SqlStore(ClaimSql, MessageSql):
         return self.transact(renew)
 
     def release_owner(self, owner: str, dead: bool = False) -> int:
-        return self._write(self._statements["release_owner"], (dead, owner))
+        why = "its worker died" if dead else "its worker stopped"
+        detail = json.dumps({"reason": why, "worker": owner})
+
+        def release(tx: Transaction) -> int:
+            execute(tx, self._statements["history_of_release"], (detail, owner))
+            return int(execute(tx, self._statements["release_owner"], (dead, dead, owner)).rowcount)
+
+        return self.transact(release)
 
     def release_run(self, lease: Lease) -> None:
-        self._write(self._statements["release_run"], (lease.run_id, lease.epoch, lease.owner))
+        def release(tx: Transaction) -> None:
+            params = (lease.run_id, lease.epoch, lease.owner)
+            if execute(tx, self._statements["release_run"], params).rowcount:
+                detail = {"reason": "the database failed a write", "worker": lease.owner}
+                self.add_history(tx, lease.run_id, "released", detail)
+
+        self.transact(release)
 
     # -- workers -------------------------------------------------------------------
     def register_worker(self, worker: WorkerInfo) -> None:
@@ -288,20 +309,6 @@ class SqlStore(ClaimSql, MessageSql):
         statement = self.inline(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?")
         rows = self._read(statement, (run_id,))
         return run_from_row(rows[0]) if rows else None
-
-    def list_runs(self, workflow: str | None, status: RunStatus | None, limit: int) -> list[RunRow]:
-        where, params = ["1 = 1"], []
-        if workflow is not None:
-            where.append("workflow = ?")
-            params.append(workflow)
-        if status is not None:
-            where.append("status = ?")
-            params.append(RunStatus(status).value)
-        statement = self.inline(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, run_id LIMIT ?"
-        )
-        return [run_from_row(r) for r in self._read(statement, (*params, limit))]
 
     def journal(self, run_id: str) -> list[JournalEntry]:
         statement = self.inline(

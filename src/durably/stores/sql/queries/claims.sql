@@ -12,9 +12,11 @@ UPDATE runs SET owner = ?, epoch = epoch + 1, lease_until = durably_now() + ?,
             SELECT COALESCE(MAX(seq), -1) FROM journal WHERE journal.run_id = runs.run_id)
         THEN recoveries + 1 ELSE 0 END,
     progress = (SELECT COALESCE(MAX(seq), -1) FROM journal WHERE journal.run_id = runs.run_id),
+    claimed_from = CASE WHEN owner IS NOT NULL THEN owner
+        WHEN orphaned = 1 THEN claimed_from END,
     orphaned = 0
 WHERE {target}
-RETURNING {run_columns}
+RETURNING {run_columns}, claimed_from
 
 -- name: runnable
 SELECT run_id FROM runs WHERE {where}

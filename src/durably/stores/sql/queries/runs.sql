@@ -6,7 +6,7 @@ INSERT INTO runs (run_id, workflow, status, input, queue, priority,
     idempotency_key, parent_id, root_id, partition_key, owner, epoch, lease_until,
     available_at, attempts, started_at, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?,
-    COALESCE((SELECT root_id FROM runs WHERE run_id = ?), ?), ?, ?, ?,
+    COALESCE(?, (SELECT root_id FROM runs WHERE run_id = ?), ?), ?, ?, ?,
     durably_now() + ?, durably_now() + ?, ?,
     CASE WHEN ? THEN durably_now() END, durably_now(), durably_now())
 ON CONFLICT DO NOTHING
@@ -40,6 +40,9 @@ UPDATE runs SET status = ?,
     updated_at = durably_now()
 WHERE {fence}
 
+-- name: add_history
+INSERT INTO history (run_id, at, kind, detail) VALUES (?, durably_now(), ?, ?)
+
 -- name: finish_run
 UPDATE runs SET status = ?, output = ?, error = ?, continued_to = ?,
     available_at = NULL, owner = NULL, lease_until = NULL, current_step = NULL,
@@ -63,8 +66,13 @@ WHERE run_id = ?
 UPDATE runs SET owner = NULL, lease_until = NULL, epoch = epoch + 1,
     status = CASE WHEN status = 'running' THEN 'pending' ELSE status END,
     available_at = COALESCE(available_at, durably_now()),
-    orphaned = CASE WHEN ? THEN 1 ELSE orphaned END
+    orphaned = CASE WHEN ? THEN 1 ELSE orphaned END,
+    claimed_from = CASE WHEN ? THEN owner ELSE claimed_from END
 WHERE owner = ?
+
+-- name: history_of_release
+INSERT INTO history (run_id, at, kind, detail)
+SELECT run_id, durably_now(), 'released', ? FROM runs WHERE owner = ?
 
 -- name: release_run
 UPDATE runs SET owner = NULL, lease_until = NULL, epoch = epoch + 1,

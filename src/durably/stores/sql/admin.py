@@ -1,0 +1,142 @@
+"""SQL of what operators ask: filtered pages of runs, counts, history, forks, the retention
+sweeper's lease and purges of whole run trees."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from durably.records import NewRun, RunFilter, RunRow, RunStatus
+from durably.stores.base import Transaction
+from durably.stores.sql.rows import RUN_COLUMNS, run_from_row
+from durably.stores.sql.statements import execute, placeholders
+
+_TABLES_OF_A_RUN = ("journal", "signals", "events", "history")
+
+
+def like(pattern: str) -> str:
+    """A workflow-name pattern (``*`` and ``?``, as fnmatch) as an SQL LIKE pattern."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def filter_sql(where: RunFilter) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses (``?`` placeholders) and parameters that select ``where``'s runs."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.workflows:
+        names = [p for p in where.workflows if "*" not in p and "?" not in p]
+        patterns = [p for p in where.workflows if p not in names]
+        alternatives = [f"workflow IN ({placeholders(len(names))})"] if names else []
+        alternatives += ["workflow LIKE ? ESCAPE '\\'"] * len(patterns)
+        clauses.append("(" + " OR ".join(alternatives) + ")")
+        params += names + [like(p) for p in patterns]
+    if where.statuses:
+        clauses.append(f"status IN ({placeholders(len(where.statuses))})")
+        params += [RunStatus(s).value for s in where.statuses]
+    for column, value in (
+        ("queue", where.queue),
+        ("parent_id", where.parent_id),
+        ("idempotency_key", where.idempotency_key),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if where.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(where.since)
+    if where.until is not None:
+        clauses.append("created_at < ?")
+        params.append(where.until)
+    return clauses, params
+
+
+class AdminSql:
+    """Mixed into :class:`~durably.stores.sql.store.SqlStore`."""
+
+    if TYPE_CHECKING:  # provided by SqlStore
+
+        def sql(self, name: str, **parts: str) -> str: ...
+        def inline(self, statement: str) -> str: ...
+        def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]: ...
+        def transact(self, work: Any) -> Any: ...
+        def create_run(self, tx: Transaction, new: NewRun) -> tuple[RunRow, bool]: ...
+        def add_history(
+            self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]
+        ) -> None: ...
+
+    def list_runs(
+        self, where: RunFilter, limit: int, after: tuple[float, str] | None = None
+    ) -> list[RunRow]:
+        clauses, params = filter_sql(where)
+        if after is not None:  # keyset: the page after the last run of the previous one
+            clauses.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
+            params += [after[0], after[0], after[1]]
+        condition = " AND ".join(clauses) or "1 = 1"
+        statement = self.inline(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE {condition} "
+            "ORDER BY created_at DESC, run_id DESC LIMIT ?"
+        )
+        return [run_from_row(r) for r in self._read(statement, (*params, limit))]
+
+    def count_runs(self, where: RunFilter) -> int:
+        clauses, params = filter_sql(where)
+        condition = " AND ".join(clauses) or "1 = 1"
+        statement = self.inline(f"SELECT COUNT(*) FROM runs WHERE {condition}")
+        return int(self._read(statement, params)[0][0])
+
+    def history(self, run_id: str) -> list[tuple[float, str, dict[str, Any]]]:
+        rows = self._read(self.sql("history"), (run_id,))
+        return [(at, kind, json.loads(detail) if detail else {}) for at, kind, detail in rows]
+
+    def fork_run(self, tx: Transaction, source_id: str, new: NewRun, upto: int) -> RunRow:
+        row, created = self.create_run(tx, new)
+        if not created:
+            raise ValueError(f"run id {new.run_id!r} is taken")
+        execute(tx, self.sql("fork_run"), (new.run_id, source_id, upto))
+        self.add_history(tx, new.run_id, "forked", {"from": source_id, "position": upto})
+        self.add_history(tx, source_id, "forked into", {"run": new.run_id, "position": upto})
+        return row
+
+    def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        statement = self.sql("take_lock")
+        return bool(self.transact(lambda tx: execute(tx, statement, (name, owner, ttl)).rowcount))
+
+    def release_lock(self, name: str, owner: str) -> None:
+        statement = self.sql("drop_lock")
+        self.transact(lambda tx: execute(tx, statement, (name, owner)))
+
+    def purge(self, cutoffs: Mapping[str, float], limit: int, dry_run: bool = False) -> int:
+        if not cutoffs:
+            return 0
+        statuses = ",".join(f"'{RunStatus(s).value}'" for s in cutoffs)
+        ages = " ".join(f"WHEN '{RunStatus(s).value}' THEN ?" for s in cutoffs)
+        ages_params = list(cutoffs.values())
+
+        def purge(tx: Transaction) -> int:
+            statement = self.sql("purgeable_roots", statuses=statuses, ages=ages)
+            params = (max(cutoffs.values()), *ages_params, limit)  # in placeholder order
+            roots = [r[0] for r in execute(tx, statement, params).fetchall()]
+            if not roots:
+                return 0
+            marks = placeholders(len(roots))
+            statement = self.sql("whole_trees", roots=marks, statuses=statuses, ages=ages)
+            whole = [r[0] for r in execute(tx, statement, (*roots, *ages_params)).fetchall()]
+            if not whole:
+                return 0
+            trees = placeholders(len(whole))
+            members = f"SELECT run_id FROM runs WHERE root_id IN ({trees})"
+            if dry_run:
+                count = self.inline(f"SELECT COUNT(*) FROM ({members}) m")
+                return int(execute(tx, count, whole).fetchone()[0])
+            for table in _TABLES_OF_A_RUN:
+                execute(tx, self.inline(f"DELETE FROM {table} WHERE run_id IN ({members})"), whole)
+            # What this transaction deleted: a sweeper beside it may have taken some first.
+            runs = self.inline(f"DELETE FROM runs WHERE root_id IN ({trees})")
+            return int(execute(tx, runs, whole).rowcount)
+
+        return int(self.transact(purge))
+
+    def running_counts(self) -> dict[str, int]:
+        return {owner: int(n) for owner, n in self._read(self.sql("running_counts"))}
