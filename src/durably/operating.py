@@ -73,8 +73,8 @@ class Operations:
             since, until: created at or after / before (a datetime, or seconds since
                 the epoch).
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise ValueError(f"limit must be an int from 1 to 10000, not {limit!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive int, not {limit!r}")
         where = run_filter(workflow, status, queue, since, until, parent, key)
         rows = self.store.list_runs(where, limit + 1, _decode_cursor(cursor))
         more = len(rows) > limit

@@ -198,7 +198,7 @@ class CappedStore(durably.SQLiteStore):
 
 
 PAD = "x" * 3000  # a large argument, so a few runs fill the capped file
-MAX_PAGES = 40
+MAX_PAGES = 60
 
 
 def _fill(engine: durably.Engine) -> tuple[list[str], durably.StoreError]:

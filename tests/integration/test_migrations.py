@@ -90,7 +90,16 @@ def test_sqlite_stepwise_equals_fresh(tmp_path: Path) -> None:
         old.migrate(version)
     old.close()
     fresh = sqlite_shape(tmp_path / "fresh.db")
-    assert set(fresh) == {"events", "journal", "runs", "schema_version", "signals", "workers"}
+    assert set(fresh) == {
+        "events",
+        "history",
+        "journal",
+        "locks",
+        "runs",
+        "schema_version",
+        "signals",
+        "workers",
+    }
     assert sqlite_shape(tmp_path / "old.db") == fresh
 
 

@@ -133,6 +133,8 @@ class RunContext:
         self.shielded = 0
         #: Entries that need no write of their own: they go with the next write.
         self.pending: list[JournalEntry] = []
+        #: History events (kind, details, store time) that go with the next write too.
+        self.notes: list[tuple[str, dict[str, Any], float]] = []
         #: Set by durably.gather: step calls are collected as plans instead of run.
         self.deferred: list[Plan[Any]] | None = None
         self.compensations: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
@@ -201,13 +203,19 @@ class RunContext:
             )
 
     def fenced(self, write: Callable[[Transaction], T]) -> Write:
-        """A write for this run, with pending entries first; marks the run lost if fenced out."""
+        """A write for this run, with pending entries and notes first; marks the run lost
+        if fenced out."""
         pending, self.pending = self.pending, []
+        notes = self.notes
+        if notes:
+            self.notes = []
 
         def op(tx: Transaction) -> T:
             try:
                 for entry in pending:
                     self.store.append_entry(tx, self.lease, entry)
+                for kind, detail, at in notes:
+                    self.store.add_history(tx, self.run_id, kind, detail, at)
                 return write(tx)
             except LeaseLost:
                 self.lost = True  # the workflow may swallow the error; the executor won't
@@ -234,6 +242,10 @@ class RunContext:
         return JournalEntry.record(
             seq, kind, name, site, output, status, error, at=self.clock.time()
         )
+
+    def note(self, kind: str, detail: dict[str, Any]) -> None:
+        """Record an event of the run's life with its next write (see ``engine.history``)."""
+        self.notes.append((kind, detail, self.now()))
 
     def write_entry(self, entry: JournalEntry) -> Write:
         return self.fenced(lambda tx: self.store.append_entry(tx, self.lease, entry))

@@ -48,6 +48,7 @@ class Scope(Protocol):
 
     def gate(self) -> None: ...
     def now(self) -> float: ...
+    def note(self, kind: str, detail: dict[str, Any]) -> None: ...
     def write_entry(self, entry: JournalEntry) -> Write: ...
 
 
@@ -132,10 +133,12 @@ def _retry_or_fail(
     """After a failed attempt: fail the step for good (no ``delay``), free the worker until
     a long backoff is over, or sleep a short one here and return to try again."""
     seq, site, started, attempt = position
+    error = ErrorInfo.from_exception(exc)
+    detail = {"step": step.name, "position": seq, "attempt": attempt, "error": error.type}
+    scope.note("attempt failed", {**detail, "message": error.message[:500]})
     if delay is None:
         failed = yield from _fail(scope, step, seq, site, started, attempt, exc, took)
         raise failed from exc
-    error = ErrorInfo.from_exception(exc)
     if scope.hooks.step_finished:
         event = _finished(scope, step, seq, attempt, "retrying", took, error)
         emit(scope.hooks.step_finished, event)

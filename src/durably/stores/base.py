@@ -78,9 +78,16 @@ class AdminStore(Protocol):
         """How many runs match ``where``."""
         ...
 
-    def add_history(self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]) -> None:
-        """Record one event of a run's life (not fenced: a stale worker's account of
-        what it did is still true history)."""
+    def add_history(
+        self,
+        tx: Transaction,
+        run_id: str,
+        kind: str,
+        detail: dict[str, Any],
+        at: float | None = None,
+    ) -> None:
+        """Record one event of a run's life, at store time ``at`` (default: now). Not
+        fenced: a stale worker's account of what it did is still true history."""
         ...
 
     def history(self, run_id: str) -> list[tuple[float, str, dict[str, Any]]]:

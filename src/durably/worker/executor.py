@@ -9,6 +9,7 @@ process, directly once their row is durable. The heartbeat and the chores
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import itertools
 import logging
@@ -339,6 +340,7 @@ class Executor:
         was_full = len(self.inflight) >= self.capacity
         self.inflight.pop(ctx.run_id, None)
         if ctx.lost or isinstance(done, LeaseLost):
+            self._note_lost(ctx)
             if self.hooks.run_lost:
                 emit(self.hooks.run_lost, RunLost(ctx.run_id, ctx.workflow_name, ctx.lease.epoch))
         elif isinstance(done, Exception) or ctx.broken:
@@ -356,6 +358,15 @@ class Executor:
         # or a parent waiting for this run was woken. Otherwise a claim finds nothing.
         if was_full or ctx.run.parent_id is not None:
             self.poke()
+
+    def _note_lost(self, ctx: RunContext) -> None:
+        """Tell the run's history that this worker lost it (best effort: nobody waits)."""
+        detail = {"worker": self.owner, "epoch": ctx.lease.epoch}
+        with contextlib.suppress(StoreClosed):
+            self.committer.queue(
+                lambda tx: self.store.add_history(tx, ctx.run_id, "lease lost", detail),
+                lambda ok, value: None,
+            )
 
     def _tell_hooks(self, ctx: RunContext, ending: Conclusion) -> None:
         hooks = self.hooks

@@ -63,7 +63,12 @@ class AdminSql:
         def transact(self, work: Any) -> Any: ...
         def create_run(self, tx: Transaction, new: NewRun) -> tuple[RunRow, bool]: ...
         def add_history(
-            self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]
+            self,
+            tx: Transaction,
+            run_id: str,
+            kind: str,
+            detail: dict[str, Any],
+            at: float | None = None,
         ) -> None: ...
 
     def list_runs(

@@ -30,7 +30,12 @@ class MessageSql:
         def _status(self, tx: Transaction, run_id: str) -> str: ...
         def append_entry(self, tx: Transaction, lease: Lease, entry: JournalEntry) -> None: ...
         def add_history(
-            self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]
+            self,
+            tx: Transaction,
+            run_id: str,
+            kind: str,
+            detail: dict[str, Any],
+            at: float | None = None,
         ) -> None: ...
 
     # -- signals -----------------------------------------------------------------

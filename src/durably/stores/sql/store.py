@@ -199,8 +199,16 @@ class SqlStore(ClaimSql, MessageSql, AdminSql):
         detail = {"status": status.value, "until": available_at}
         self.add_history(tx, lease.run_id, "suspended", detail)
 
-    def add_history(self, tx: Transaction, run_id: str, kind: str, detail: dict[str, Any]) -> None:
-        execute(tx, self._statements["add_history"], (run_id, kind, json.dumps(detail)))
+    def add_history(
+        self,
+        tx: Transaction,
+        run_id: str,
+        kind: str,
+        detail: dict[str, Any],
+        at: float | None = None,
+    ) -> None:
+        params = (run_id, at, kind, json.dumps(detail))
+        execute(tx, self._statements["add_history"], params)
 
     def finish_run(
         self,

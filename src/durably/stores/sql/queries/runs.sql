@@ -41,7 +41,8 @@ UPDATE runs SET status = ?,
 WHERE {fence}
 
 -- name: add_history
-INSERT INTO history (run_id, at, kind, detail) VALUES (?, durably_now(), ?, ?)
+INSERT INTO history (run_id, at, kind, detail)
+VALUES (?, COALESCE(CAST(? AS DOUBLE PRECISION), durably_now()), ?, ?)
 
 -- name: finish_run
 UPDATE runs SET status = ?, output = ?, error = ?, continued_to = ?,
