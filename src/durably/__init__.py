@@ -34,8 +34,10 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
     )
     from durably.handle import RunHandle
     from durably.queues import Queue
-    from durably.records import Run, RunInfo, RunStatus, StepRecord
+    from durably.operating import RunPage
+    from durably.records import HistoryEvent, Run, RunInfo, RunStatus, StepRecord
     from durably.registry import Step, Workflow, step, workflow
+    from durably.retention import Retention
     from durably.retry import Backoff
     from durably.runtime.children import ChildHandle, start_child, start_child_async
     from durably.runtime.compensation import compensate
@@ -92,6 +94,8 @@ _HOMES = {
     "WorkflowTimedOut": "durably.errors",
     "RunHandle": "durably.handle",
     "Queue": "durably.queues",
+    "RunPage": "durably.operating",
+    "HistoryEvent": "durably.records",
     "Run": "durably.records",
     "RunInfo": "durably.records",
     "RunStatus": "durably.records",
@@ -100,6 +104,7 @@ _HOMES = {
     "Workflow": "durably.registry",
     "step": "durably.registry",
     "workflow": "durably.registry",
+    "Retention": "durably.retention",
     "Backoff": "durably.retry",
     "ChildHandle": "durably.runtime.children",
     "start_child": "durably.runtime.children",
@@ -178,9 +183,12 @@ __all__ = [
     "wait_for_signal_async",
     # outside: the engine and what it returns
     "Engine",
+    "HistoryEvent",
+    "Retention",
     "Run",
     "RunHandle",
     "RunInfo",
+    "RunPage",
     "RunStatus",
     "SQLiteStore",
     "StepRecord",

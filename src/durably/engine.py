@@ -18,6 +18,7 @@ from durably.hooks import Hooks
 from durably.names import check_name, check_optional
 from durably.operating import Operations
 from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id, why_waiting
+from durably.retention import Retention
 from durably.runtime.retrying import positions_to_drop
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
 from durably.starting import Starter, StartOptions
@@ -56,6 +57,9 @@ class Engine(Starter, Operations):
         max_recoveries: a run taken back from workers that died executing it more than
             this many times in a row, with no step completed in between, is failed
             (it may be what kills them); ``retry`` runs it again.
+        retention: how long ended runs are kept (:class:`~durably.Retention`); one
+            worker of the fleet at a time deletes older ones. ``None`` (the default)
+            keeps every run.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class Engine(Starter, Operations):
         workflows: Sequence[str] | None = None,
         execute: bool = True,
         max_recoveries: int = 10,
+        retention: Retention | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive int, not {workers!r}")
@@ -89,6 +94,9 @@ class Engine(Starter, Operations):
         self.queues = None if queues is None else [str(q) for q in queues]
         self.workflows = None if workflows is None else [str(w) for w in workflows]
         self.execute = execute
+        if retention is not None and not isinstance(retention, Retention):
+            raise TypeError(f"retention must be a durably.Retention, not {retention!r}")
+        self.retention = retention
         if self.lease < 1:
             raise ValueError("lease must be at least 1 second")
         #: Subscribers of the engine's events (logs, metrics, traces): see durably.hooks.
@@ -118,6 +126,7 @@ class Engine(Starter, Operations):
                 on_finished=self.watchers.notify,
                 queues=self.queues,
                 workflows=self.workflows,
+                retention=self.retention,
             )
             self._executor.start()
         self._listen()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -165,6 +166,7 @@ class RunRow:
     available_at: float | None = None  # store time it may run from (None: until woken)
     #: Times in a row it was taken back from a worker that died executing it, no progress.
     recoveries: int = 0
+    lease_until: float | None = None  # store time the owner's lease runs out
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,12 @@ class Run:
     #: Why a run that is due waits all the same (no live worker executes its workflow or
     #: serves its queue); ``None`` when nothing is amiss.
     blocked_reason: str | None = None
+    #: The worker holding its lease now, the lease's epoch, and when it runs out.
+    owner: str | None = None
+    epoch: int = 0
+    lease_until: datetime | None = None
+    #: When it may run next (a timer, a backoff, a delayed start); ``None``: when woken.
+    available_at: datetime | None = None
 
     @classmethod
     def from_row(
@@ -216,6 +224,10 @@ class Run:
             updated_at=datetime.fromtimestamp(row.updated_at, UTC),
             continued_to=row.continued_to,
             blocked_reason=blocked_reason,
+            owner=row.owner,
+            epoch=row.epoch,
+            lease_until=timestamp(row.lease_until) if row.owner else None,
+            available_at=timestamp(row.available_at),
         )
 
 
@@ -270,6 +282,8 @@ class WorkerInfo:
     seen_at: float
     concurrency: int = 0  # threads for sync workflows
     patterns: tuple[str, ...] | None = None  # the workflow name patterns it was given
+    #: Per workflow it executes, its version (``@workflow(version=...)`` or its code's).
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     def executes(self, workflow: str, queue: str) -> bool:
         return workflow in self.workflows and (self.queues is None or queue in self.queues)

@@ -8,6 +8,7 @@ found for a run: nothing read from the database is imported or unpickled
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import threading
 from collections.abc import Callable
@@ -39,10 +40,19 @@ START_OPTIONS = frozenset(
 class Workflow(Generic[P, R]):
     """A registered workflow. Calling it directly runs it as a plain function."""
 
-    def __init__(self, fn: Callable[P, R], name: str, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        name: str,
+        timeout: float | None = None,
+        version: str | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name
         self.timeout = timeout
+        #: What ``durably workflows`` shows of the code workers run: the version given,
+        #: or a fingerprint of the function's code (two workers differ if it differs).
+        self.version = version or _fingerprint(fn)
         self.is_async = inspect.iscoroutinefunction(fn)
         self._signature: inspect.Signature | bool | None = False  # False: not looked up yet
         functools.update_wrapper(self, fn)
@@ -123,6 +133,16 @@ def register(wf: Workflow[Any, Any]) -> None:
         _workflows[wf.name] = wf
 
 
+def _fingerprint(fn: Callable[..., Any]) -> str:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return "unknown"
+    digest = hashlib.sha256(code.co_code)
+    for const in code.co_consts:  # nested functions and literals change the code too
+        digest.update(repr(getattr(const, "co_code", const)).encode())
+    return "code-" + digest.hexdigest()[:8]
+
+
 def _where(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
@@ -153,11 +173,15 @@ def lookup(name: str) -> Workflow[Any, Any]:
 def workflow(fn: Callable[P, R], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    name: str | None = None, /, *, timeout: Duration | None = None
+    name: str | None = None,
+    /,
+    *,
+    timeout: Duration | None = None,
+    version: str | None = None,
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 @overload
 def workflow(
-    *, name: str | None = None, timeout: Duration | None = None
+    *, name: str | None = None, timeout: Duration | None = None, version: str | None = None
 ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, R] | str | None = None,
@@ -165,6 +189,7 @@ def workflow(
     *,
     name: str | None = None,
     timeout: Duration | None = None,
+    version: str | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
     """Declare a durable workflow (sync or async). The default name is the qualified name.
 
@@ -177,12 +202,15 @@ def workflow(
         name: a stable name to start it by; keep it when the code moves.
         timeout: past this long after its start the run is cancelled (its compensations
             run) and ``result()`` raises :class:`~durably.WorkflowTimedOut`.
+        version: a label of this code (``"2024-06-01"``, a release), shown by
+            ``durably workflows`` per live worker; default: a fingerprint of the code.
     """
     target, name = _name_first(fn, name)
     limit = _positive_duration("a workflow timeout", timeout)
+    check_optional("version", version)
 
     def decorate(f: Callable[P, R]) -> Workflow[P, R]:
-        wf = Workflow(f, name or f.__qualname__, timeout=limit)
+        wf = Workflow(f, name or f.__qualname__, timeout=limit, version=version)
         register(wf)
         return wf
 

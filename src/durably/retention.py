@@ -23,18 +23,30 @@ class Retention:
         completed: how long a completed run is kept (default 30 days).
         failed: how long a failed run is kept (default 90 days: they are debugged).
         cancelled: how long a cancelled run is kept (default 30 days).
+        every: how often the fleet's sweeper looks for runs to delete (default 10 min).
+        batch: run trees deleted per transaction (default 200): small transactions
+            let the workload's writes through between them.
     """
 
-    __slots__ = ("ages",)
+    __slots__ = ("ages", "batch", "every")
 
     def __init__(
         self,
         completed: Duration | None = "30d",
         failed: Duration | None = "90d",
         cancelled: Duration | None = "30d",
+        *,
+        every: Duration = "10m",
+        batch: int = 200,
     ) -> None:
         given = {"completed": completed, "failed": failed, "cancelled": cancelled}
         self.ages = {k: parse_duration(v) for k, v in given.items() if v is not None}
+        self.every = parse_duration(every)
+        if self.every <= 0:
+            raise ValueError(f"every must be a positive duration, not {every!r}")
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive int, not {batch!r}")
+        self.batch = batch
 
     def cutoffs(self, now: float) -> dict[str, float]:
         """Per status: a run that ended before this store time may be deleted."""
@@ -42,4 +54,4 @@ class Retention:
 
     def __repr__(self) -> str:
         kept = ", ".join(f"{k}={v:g}s" for k, v in self.ages.items())
-        return f"Retention({kept})"
+        return f"Retention({kept}, every={self.every:g}s, batch={self.batch})"

@@ -17,11 +17,12 @@ def known(x: int) -> int:
 
 
 def test_live_workers_are_announced_and_forgotten(store_url: str) -> None:
-    with durably.Engine(store_url, queues=["wk.q"]) as engine:
+    with durably.Engine(store_url, queues=["wk.q"], workers=3, workflows=["wk.*"]) as engine:
         executor = engine.executor
         assert executor is not None
         (me,) = [w for w in engine.store.live_workers() if w.worker_id == executor.owner]
         assert me.queues == ("wk.q",) and "wk.known" in me.workflows
+        assert me.concurrency == 3 and me.patterns == ("wk.*",)
         owner = executor.owner
     with durably.Engine(store_url, execute=False) as client:
         assert owner not in [w.worker_id for w in client.store.live_workers()]

@@ -3,6 +3,9 @@
 import durably
 
 EXPECTED = {
+    "HistoryEvent",
+    "Retention",
+    "RunPage",
     "NoWorker",
     "WorkflowTimedOut",
     "heartbeat",

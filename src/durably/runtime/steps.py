@@ -134,8 +134,8 @@ def _retry_or_fail(
     a long backoff is over, or sleep a short one here and return to try again."""
     seq, site, started, attempt = position
     error = ErrorInfo.from_exception(exc)
-    detail = {"step": step.name, "position": seq, "attempt": attempt, "error": error.type}
-    scope.note("attempt failed", {**detail, "message": error.message[:500]})
+    detail = {"step": step.name, "position": seq, "attempt": attempt}
+    scope.note("attempt failed", {**detail, "error": f"{error.type}: {error.message[:500]}"})
     if delay is None:
         failed = yield from _fail(scope, step, seq, site, started, attempt, exc, took)
         raise failed from exc

@@ -142,6 +142,14 @@ class AdminContract(ContractBase):
             assert store.get_run(kept) is not None, kept
         store.vacuum()
 
+    def test_a_live_tree_does_not_hold_back_the_trees_behind_it(self, store: Store) -> None:
+        self.ended(store, "a-busy", RunStatus.COMPLETED)  # first in every scan
+        self.create(store, new("a-busy-child", parent_id="a-busy"))
+        for i in range(3):
+            self.ended(store, f"b{i}", RunStatus.COMPLETED)
+        assert [store.purge(ENDED, limit=1) for _ in range(4)] == [1, 1, 1, 0]
+        assert store.get_run("a-busy") is not None
+
     def test_purges_at_once_delete_each_tree_once(self, store: Store) -> None:
         for i in range(40):
             self.ended(store, f"r{i}", RunStatus.COMPLETED)

@@ -15,26 +15,26 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from durably import crashpoints, queues, registry
 from durably.clock import StoreTime
 from durably.committer import Committer
-from durably.errors import Interrupted, LeaseLost, StoreClosed, StoreError
+from durably.errors import LeaseLost, StoreClosed, StoreError
 from durably.handoff import Inbox
-from durably.hooks import Hooks, RunClaimed, RunEnded, RunLost, RunSuspended, emit
+from durably.hooks import Hooks, RunClaimed, RunLost, emit
 from durably.records import Claim, WorkerInfo
-from durably.runtime.compensation import interrupted_unwinding, needs_unwinding, unwind
-from durably.runtime.context import RunContext, activate, deactivate
-from durably.runtime.effects import Plan, drive_async, drive_on_loop, drive_sync
-from durably.runtime.ending import Conclusion, conclude, recovery_limit
-from durably.serialization import decode_call
+from durably.retention import Retention
+from durably.runtime.context import RunContext
+from durably.runtime.effects import Plan, drive_on_loop
+from durably.runtime.ending import Conclusion, recovery_limit
 from durably.stores.base import Store
-from durably.worker import claimer
+from durably.worker import claimer, running
 from durably.worker.claimer import Claimer, new_owner
 from durably.worker.heartbeat import Chores, Heartbeat
+from durably.worker.sweeper import Sweeper
 
 log = logging.getLogger("durably.worker")
 T = TypeVar("T")
@@ -59,6 +59,7 @@ class Executor:
         on_finished: Callable[[str, str | None], None],
         queues: Sequence[str] | None = None,
         workflows: Sequence[str] | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.store = store
         self.committer = committer
@@ -69,6 +70,7 @@ class Executor:
         self.lease = lease
         self.max_payload = max_payload
         self.max_recoveries = max_recoveries
+        self.workers = workers
         self.capacity = max(64, workers * 8)
         self._on_finished = on_finished
         # Runs beyond the pool's threads wait in its queue: they write nothing yet.
@@ -77,7 +79,7 @@ class Executor:
         self.patterns = None if workflows is None else list(workflows)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="durably-worker")
         self._loop = asyncio.new_event_loop()
-        self._loop.set_task_factory(_guarded_task)
+        self._loop.set_task_factory(running.guarded_task)
         committer.loop = self._loop
         self.inflight: dict[str, RunContext] = {}
         self.inbox = Inbox(self._loop)
@@ -121,6 +123,12 @@ class Executor:
             threading.Thread(target=self._loop.run_forever, name="durably-loop", daemon=True),
             self.claimer.thread,
         ]
+        self.sweeper: Sweeper | None = None
+        if retention is not None:
+            self.sweeper = Sweeper(
+                store, self.clock, retention, owner=self.owner, lease=lease, stop=self._stop
+            )
+            self._threads.append(self.sweeper.thread)
 
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
@@ -142,6 +150,9 @@ class Executor:
                 lease=self.lease,
                 started_at=0.0,
                 seen_at=0.0,
+                concurrency=self.workers,
+                patterns=None if self.patterns is None else tuple(self.patterns),
+                versions={n: registry.lookup(n).version for n in self._announced},
             )
         )
 
@@ -158,6 +169,9 @@ class Executor:
         while self.inflight and self.clock.monotonic() < deadline:
             self.clock.sleep(0.01)  # the heartbeat keeps the leases of draining runs alive
         self._stop.set()
+        if self.sweeper is not None:
+            self.sweeper.thread.join(timeout=5)  # mid-batch: let that transaction end
+            self.sweeper.release()
         try:
             self.store.release_owner(self.owner)  # peers take over what is left, at once
             self.store.remove_worker(self.owner)
@@ -282,36 +296,10 @@ class Executor:
         self._loop.create_task(self._run_async(ctx))
 
     def _run_sync(self, ctx: RunContext) -> None:
-        token = activate(ctx)
-        try:
-            try:
-                result, error = _call(ctx), None
-            except BaseException as exc:
-                result, error = None, exc
-            if needs_unwinding(ctx, error):
-                try:
-                    drive_sync(self.committer, unwind(ctx))
-                except BaseException as exc:
-                    error = interrupted_unwinding(error, exc)
-        finally:
-            deactivate(token)
-        self._end(ctx, conclude(ctx, result, error))
+        self._end(ctx, running.run_sync(ctx, self.committer))
 
     async def _run_async(self, ctx: RunContext) -> None:
-        token = activate(ctx)
-        try:
-            try:
-                result, error = await _call(ctx), None
-            except BaseException as exc:
-                result, error = None, exc
-            if needs_unwinding(ctx, error):
-                try:
-                    await drive_async(self.committer, unwind(ctx))
-                except BaseException as exc:
-                    error = interrupted_unwinding(error, exc)
-        finally:
-            deactivate(token)
-        self._end(ctx, conclude(ctx, result, error))
+        self._end(ctx, await running.run_async(ctx, self.committer))
 
     def _end(self, ctx: RunContext, ending: Conclusion | None) -> None:
         """Write the execution's final record; the run counts as here until it committed.
@@ -348,7 +336,7 @@ class Executor:
             self.chores.strand(ctx.lease)
         elif ending is not None:
             crashpoints.hit("run.after_finish")
-            self._tell_hooks(ctx, ending)
+            running.tell_hooks(self.hooks, ctx, ending)
             if ending.then is not None:
                 ending.then(done)
             if ending.wake_at is not None:
@@ -368,48 +356,9 @@ class Executor:
                 lambda ok, value: None,
             )
 
-    def _tell_hooks(self, ctx: RunContext, ending: Conclusion) -> None:
-        hooks = self.hooks
-        if ending.status.terminal:
-            if hooks.run_ended:
-                ended = RunEnded(ctx.run_id, ctx.workflow_name, ending.status, ending.error)
-                emit(hooks.run_ended, ended)
-        elif hooks.run_suspended:
-            parked = RunSuspended(ctx.run_id, ctx.workflow_name, ending.status, ending.wake_at)
-            emit(hooks.run_suspended, parked)
-
     def cancel_local(self, run_id: str, reason: str) -> None:
         """Tell a run executing here that it was asked to cancel, and why."""
         ctx = self.inflight.get(run_id)
         if ctx is not None:
             ctx.cancel_reason = reason or ctx.cancel_reason
             ctx.cancel_requested = True
-
-
-def _guarded_task(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, T] | Generator[Any, None, T],
-    /,
-    **options: Any,
-) -> asyncio.Future[T]:
-    """Every task on the engine's loop, its coroutine guarded: a ``KeyboardInterrupt`` or
-    ``SystemExit`` that user code raises in a task (a step with a timeout, a branch of
-    ``asyncio.gather``) would otherwise escape the task and stop the loop every async
-    run shares. It becomes :class:`~durably.errors.Interrupted` instead."""
-    return asyncio.Task(_guarded(coro), loop=loop, **options)
-
-
-async def _guarded(coro: Coroutine[Any, Any, T] | Generator[Any, None, T]) -> T:
-    try:
-        return await cast(Awaitable[T], coro)
-    except (KeyboardInterrupt, SystemExit) as exc:
-        raise Interrupted.of(exc, "in a task of an async run") from exc
-
-
-def _call(ctx: RunContext) -> Any:
-    """Decode the run's input and call the workflow function (a coroutine if async)."""
-    if ctx.cancel_requested and not ctx.recorded:
-        ctx.gate()  # cancelled before it ever ran: no need to start it
-    fn = ctx.workflow.fn
-    args, kwargs = decode_call(fn, ctx.run.input, what=f"input of run {ctx.run_id}")
-    return fn(*args, **kwargs)

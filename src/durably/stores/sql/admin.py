@@ -120,14 +120,9 @@ class AdminSql:
         ages_params = list(cutoffs.values())
 
         def purge(tx: Transaction) -> int:
-            statement = self.sql("purgeable_roots", statuses=statuses, ages=ages)
-            params = (max(cutoffs.values()), *ages_params, limit)  # in placeholder order
-            roots = [r[0] for r in execute(tx, statement, params).fetchall()]
-            if not roots:
-                return 0
-            marks = placeholders(len(roots))
-            statement = self.sql("whole_trees", roots=marks, statuses=statuses, ages=ages)
-            whole = [r[0] for r in execute(tx, statement, (*roots, *ages_params)).fetchall()]
+            statement = self.sql("purgeable_trees", statuses=statuses, ages=ages)
+            params = (max(cutoffs.values()), *ages_params, *ages_params, limit)
+            whole = [r[0] for r in execute(tx, statement, params).fetchall()]
             if not whole:
                 return 0
             trees = placeholders(len(whole))

@@ -12,7 +12,7 @@ from durably.records import EntryStatus, JournalEntry, RunRow, RunStatus, Worker
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, current_step, queue, priority, "
     "idempotency_key, parent_id, attempts, epoch, owner, created_at, updated_at, "
-    "cancel_requested, continued_to, partition_key, available_at, recoveries"
+    "cancel_requested, continued_to, partition_key, available_at, recoveries, lease_until"
 )
 ENTRY_COLUMNS = (
     "seq, kind, name, status, output, error, attempts, started_at, finished_at, call_site"
@@ -69,6 +69,7 @@ def run_from_row(row: Sequence[Any]) -> RunRow:
         partition_key=row[18],
         available_at=row[19],
         recoveries=row[20],
+        lease_until=row[21],
     )
 
 
@@ -97,4 +98,7 @@ def worker_from_row(row: Sequence[Any]) -> WorkerInfo:
         lease=row[5],
         started_at=row[6],
         seen_at=row[7],
+        concurrency=row[8],
+        patterns=None if row[9] is None else tuple(json.loads(row[9])),
+        versions=json.loads(row[10] or "{}"),
     )

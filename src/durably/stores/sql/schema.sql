@@ -88,7 +88,8 @@ CREATE TABLE workers (
     started_at DOUBLE PRECISION NOT NULL,
     seen_at DOUBLE PRECISION NOT NULL,
     concurrency INTEGER NOT NULL DEFAULT 0,
-    patterns TEXT
+    patterns TEXT,
+    versions TEXT
 );
 
 CREATE TABLE history (

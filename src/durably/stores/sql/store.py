@@ -288,6 +288,9 @@ class SqlStore(ClaimSql, MessageSql, AdminSql):
             queues,
             json.dumps(list(worker.workflows)),
             worker.lease,
+            worker.concurrency,
+            None if worker.patterns is None else json.dumps(list(worker.patterns)),
+            json.dumps(dict(worker.versions)),
         )
 
         def register(tx: Transaction) -> None:

@@ -13,6 +13,7 @@ CREATE INDEX history_run ON history (run_id, id);
 ALTER TABLE runs ADD COLUMN claimed_from TEXT;
 ALTER TABLE workers ADD COLUMN concurrency INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE workers ADD COLUMN patterns TEXT;
+ALTER TABLE workers ADD COLUMN versions TEXT;
 CREATE INDEX runs_status_created ON runs (status, created_at);
 CREATE INDEX runs_workflow_created ON runs (workflow, created_at);
 CREATE INDEX runs_root ON runs (root_id);

@@ -21,20 +21,18 @@ WHERE locks.until < durably_now() OR locks.owner = excluded.owner
 -- name: drop_lock
 DELETE FROM locks WHERE name = ? AND owner = ?
 
--- name: purgeable_roots
--- Roots of trees that may be gone: ended, and created before the cutoff of their
--- status (a run ends after it is created, so this is a necessary condition).
-SELECT DISTINCT root_id FROM runs
-WHERE status IN ({statuses}) AND parent_id IS NULL AND created_at < ?
-    AND updated_at < CASE status {ages} END
+-- name: purgeable_trees
+-- Roots of trees whose every run (children, continue-as-new chain) has ended longer
+-- ago than its status is kept. A tree with one run still live is passed over: it
+-- never stops the trees behind it from going.
+SELECT DISTINCT r.root_id FROM runs r
+WHERE r.status IN ({statuses}) AND r.parent_id IS NULL AND r.created_at < ?
+    AND r.updated_at < CASE r.status {ages} END
+    AND NOT EXISTS (
+        SELECT 1 FROM runs m WHERE m.root_id = r.root_id
+        AND NOT (m.status IN ({statuses}) AND m.updated_at < CASE m.status {ages} END)
+    )
 LIMIT ?
-
--- name: whole_trees
--- Of those roots, the trees whose every run has ended past the age of its status.
-SELECT root_id FROM runs WHERE root_id IN ({roots})
-GROUP BY root_id
-HAVING SUM(CASE WHEN status IN ({statuses})
-    AND updated_at < CASE status {ages} END THEN 0 ELSE 1 END) = 0
 
 -- name: running_counts
 SELECT owner, COUNT(*) FROM runs WHERE owner IS NOT NULL GROUP BY owner

@@ -89,10 +89,14 @@ SELECT MIN(available_at) FROM runs
 WHERE available_at IS NOT NULL AND owner IS NULL AND workflow IN ({workflows})
 
 -- name: register_worker
-INSERT INTO workers (worker_id, host, pid, queues, workflows, lease, started_at, seen_at)
-VALUES (?, ?, ?, ?, ?, ?, durably_now(), durably_now())
+INSERT INTO workers
+    (worker_id, host, pid, queues, workflows, lease, concurrency, patterns, versions,
+    started_at, seen_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, durably_now(), durably_now())
 ON CONFLICT (worker_id) DO UPDATE SET queues = excluded.queues,
-    workflows = excluded.workflows, lease = excluded.lease, seen_at = excluded.seen_at
+    workflows = excluded.workflows, lease = excluded.lease,
+    concurrency = excluded.concurrency, patterns = excluded.patterns,
+    versions = excluded.versions, seen_at = excluded.seen_at
 
 -- name: forget_stale_workers
 -- Workers not seen for a day are gone for good: their rows would only grow the table.
@@ -103,8 +107,9 @@ UPDATE workers SET seen_at = durably_now() WHERE worker_id = ?
 
 -- name: live_workers
 -- Seen within two leases: a heartbeat renews every third of one.
-SELECT worker_id, host, pid, queues, workflows, lease, started_at, seen_at FROM workers
-WHERE seen_at + 2 * lease >= durably_now() ORDER BY started_at
+SELECT worker_id, host, pid, queues, workflows, lease, started_at, seen_at, concurrency,
+    patterns, versions
+FROM workers WHERE seen_at + 2 * lease >= durably_now() ORDER BY started_at
 
 -- name: waiting_kinds
 -- What runs wait for a worker now: due, not held, not ended.
