@@ -33,8 +33,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         WorkflowTimedOut,
     )
     from durably.handle import RunHandle
-    from durably.queues import Queue
     from durably.operating import RunPage
+    from durably.queues import Queue
     from durably.records import HistoryEvent, Run, RunInfo, RunStatus, StepRecord
     from durably.registry import Step, Workflow, step, workflow
     from durably.retention import Retention
