@@ -60,6 +60,8 @@ class Engine(Starter, Operations):
         retention: how long ended runs are kept (:class:`~durably.Retention`); one
             worker of the fleet at a time deletes older ones. ``None`` (the default)
             keeps every run.
+        worker_id: a name for this engine's worker in ``durably workers`` and in the
+            runs' history (its lease owner id is ``host:pid:worker_id``).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Engine(Starter, Operations):
         execute: bool = True,
         max_recoveries: int = 10,
         retention: Retention | None = None,
+        worker_id: str | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive int, not {workers!r}")
@@ -97,6 +100,7 @@ class Engine(Starter, Operations):
         if retention is not None and not isinstance(retention, Retention):
             raise TypeError(f"retention must be a durably.Retention, not {retention!r}")
         self.retention = retention
+        self.worker_id = check_optional("worker_id", worker_id)
         if self.lease < 1:
             raise ValueError("lease must be at least 1 second")
         #: Subscribers of the engine's events (logs, metrics, traces): see durably.hooks.
@@ -127,6 +131,7 @@ class Engine(Starter, Operations):
                 queues=self.queues,
                 workflows=self.workflows,
                 retention=self.retention,
+                worker_id=self.worker_id,
             )
             self._executor.start()
         self._listen()

@@ -120,6 +120,35 @@ class Operations:
         """Async twin of :meth:`history`."""
         return await asyncio.to_thread(self.history, run_id)
 
+    def waiting_for(self, run_id: str) -> str | None:
+        """What the run waits for now, in words ("sleeping until ...", "waiting for
+        signal 'approved'", "waiting for child ..."); ``None`` once it has ended."""
+        row = self._row(run_id)
+        if row.status.terminal:
+            return None
+        if row.status is RunStatus.RUNNING:
+            step = f" in step {row.current_step!r}" if row.current_step else ""
+            return f"running{step} on {row.owner}"
+        due = _when(row.available_at)
+        journal = self.store.journal(run_id)
+        last = journal[-1] if journal else None
+        if row.status is RunStatus.SLEEPING:
+            if last is not None and last.kind == "step" and last.status.value == "retrying":
+                return f"retrying step {last.name!r} (attempt {last.attempts + 1}) at {due}"
+            return f"sleeping until {due}"
+        if row.status is RunStatus.WAITING:
+            until = "" if row.available_at is None else f" (until {due})"
+            if last is not None and last.kind == "signal" and last.status.value == "waiting":
+                return f"waiting for signal {last.name!r}{until}"
+            live = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING]
+            kids = [r.run_id for r in self.list_runs(parent=run_id, status=live, limit=3)]
+            if kids:
+                return f"waiting for child {', '.join(kids)}{until}"
+            return f"waiting to be woken{until}"
+        if row.available_at is not None and row.available_at > self.store.now():
+            return f"due at {due}"
+        return "waiting for a worker to claim it"
+
     def fork(self, run_id: str, from_step: int) -> str:
         """Start a new run of the same workflow and input whose journal is ``run_id``'s
         up to position ``from_step``: those positions replay, the rest execute again.
@@ -206,6 +235,11 @@ def _moment(value: Moment) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
     raise ValueError(f"expected a datetime or seconds since the epoch, not {value!r}")
+
+
+def _when(seconds: float | None) -> str:
+    stamp = timestamp(seconds)
+    return "?" if stamp is None else stamp.isoformat(timespec="seconds")
 
 
 def _encode_cursor(row: RunRow) -> str:

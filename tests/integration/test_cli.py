@@ -13,10 +13,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import durably
-from durably.cli import main
+from durably.cli.output import USAGE
+from tests.integration.cli import cli
 
 SRC = str(Path(durably.__file__).resolve().parent.parent)
 
@@ -154,7 +154,7 @@ def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("app", "source", "message"),
     [
-        ("nocolon", None, "'nocolon' is not MODULE:ATTRIBUTE"),
+        ("no_such_module_x0", None, "no module named 'no_such_module_x0'"),
         ("mod:", None, "is not MODULE:ATTRIBUTE"),
         ("no_such_module_x1:engine", None, "no module named 'no_such_module_x1'"),
         ("{mod}:engine", "value = 1\n", "'{mod}' has no attribute 'engine'"),
@@ -169,14 +169,18 @@ def test_bad_app_is_a_usage_error(
     mod = f"badapp_{uuid.uuid4().hex[:8]}"
     if source is not None:
         (app_dir / f"{mod}.py").write_text(source)
-    result = CliRunner().invoke(main, ["worker", "--app", app.format(mod=mod)])
-    assert result.exit_code == 2, result.output
-    assert "Invalid value for '--app'" in result.output
-    assert message.format(mod=mod) in result.output
-    assert "Traceback" not in result.output
+    done = cli("worker", "--app", app.format(mod=mod))
+    assert done.code == USAGE, done
+    assert "Invalid value for '--app'" in done.err
+    assert message.format(mod=mod) in done.err
+
+
+def test_worker_needs_an_app(app_dir: Path) -> None:
+    done = cli("worker")
+    assert done.code == USAGE and "durably worker needs --app" in done.err, done
 
 
 def test_concurrency_must_be_positive(app_dir: Path) -> None:
-    result = CliRunner().invoke(main, ["worker", "--concurrency", "0", "--app", "x:engine"])
-    assert result.exit_code == 2
-    assert "--concurrency" in result.output
+    done = cli("worker", "--concurrency", "0", "--app", "x:engine")
+    assert done.code == USAGE
+    assert "--concurrency" in done.err

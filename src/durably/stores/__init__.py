@@ -12,11 +12,16 @@ _SCHEME_TYPO = re.compile(r"^(postgresql|postgres|sqlite)(?::|//)")
 
 
 def open_store(
-    store: str | Store | None, synchronous: Synchronous = "normal", clock: Clock = SYSTEM
+    store: str | Store | None,
+    synchronous: Synchronous = "normal",
+    clock: Clock = SYSTEM,
+    *,
+    migrate: bool = True,
 ) -> Store:
-    """A store from a path, a URL (``sqlite:///path``), ``":memory:"`` or a Store object."""
+    """A store from a path, a URL (``sqlite:///path``), ``":memory:"`` or a Store object;
+    ``migrate=False`` leaves an older schema as it is (to read its version)."""
     if store is None:
-        return SQLiteStore("durably.db", synchronous=synchronous, clock=clock)
+        store = "durably.db"
     if not isinstance(store, str):
         return store
     typo = _SCHEME_TYPO.match(store)
@@ -28,13 +33,13 @@ def open_store(
     if store.startswith(("postgresql://", "postgres://")):
         from durably.stores.postgres import PostgresStore  # psycopg only when asked for
 
-        return PostgresStore.from_url(store, clock=clock)
+        return PostgresStore.from_url(store, clock=clock, migrate=migrate)
     if store.startswith("sqlite://"):
         path = store.removeprefix("sqlite://").removeprefix("/")
-        return SQLiteStore(path or ":memory:", synchronous=synchronous, clock=clock)
+        store = path or ":memory:"
     if "://" in store:
         raise ValueError(
             f"unsupported store URL {store.split('://')[0]}://...; use a path, "
             "'sqlite:///path' or 'postgresql://user@host/db'"
         )
-    return SQLiteStore(store, synchronous=synchronous, clock=clock)
+    return SQLiteStore(store, synchronous=synchronous, clock=clock, migrate=migrate)

@@ -129,6 +129,18 @@ class AdminStore(Protocol):
         """Per lease owner, how many runs it holds now."""
         ...
 
+    def events(self, run_id: str) -> list[tuple[str, str | None, float]]:
+        """Every event the run set: ``(key, encoded value, store time set)``, by key."""
+        ...
+
+    def schema_version(self) -> int:
+        """The version of the database's schema (0: none yet); only read."""
+        ...
+
+    def migrate(self, target: int | None = None) -> None:
+        """Bring the schema to version ``target`` (default: the newest this code knows)."""
+        ...
+
 
 class Store(AdminStore, Protocol):
     """Durable state of runs, journals, messages and leases (and, from

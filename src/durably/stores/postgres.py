@@ -121,7 +121,7 @@ class PostgresStore(SqlStore):
             ) from exc
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Clock = SYSTEM) -> PostgresStore:
+    def from_url(cls, url: str, *, clock: Clock = SYSTEM, migrate: bool = True) -> PostgresStore:
         """A store from a URL; ``?schema=name`` picks the schema (default ``durably``);
         ``?search_path=name`` is taken as the schema too."""
         parts = urlsplit(url)
@@ -132,7 +132,8 @@ class PostgresStore(SqlStore):
             raise ValueError(f"the URL names two schemas: {sorted(schemas)}")
         schema = schemas.pop() if schemas else "durably"
         rest = urlencode([(k, v) for k, v in query if k not in ("schema", "search_path")])
-        return cls(urlunsplit(parts._replace(query=rest)), schema=schema, clock=clock)
+        url = urlunsplit(parts._replace(query=rest))
+        return cls(url, schema=schema, clock=clock, migrate=migrate)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self.url)!r}, schema={self.schema!r})"
@@ -226,6 +227,9 @@ class PostgresStore(SqlStore):
                     conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
 
         self.transact(apply)
+
+    def schema_version(self) -> int:
+        return self._retrying(self._read_version)
 
     def _read_version(self) -> int:
         with self._pool.connection() as conn:

@@ -243,6 +243,9 @@ class SQLiteStore(SqlStore):
 
         self.transact(apply)
 
+    def schema_version(self) -> int:
+        return self._retrying(lambda: self._version(self._reader()))
+
     @staticmethod
     def _version(conn: sqlite3.Connection) -> int:
         exists = conn.execute(

@@ -166,6 +166,14 @@ class AdminContract(ContractBase):
             thread.join(60)
         assert sum(counts) == 40 and store.count_runs(RunFilter()) == 0
 
+    def test_events_of_a_run_and_the_schema_version(self, store: Store) -> None:
+        lease = self.claimed(store, "r1")
+        self.write(store, lambda tx: store.set_event(tx, lease, entry(0, "b"), "2"))
+        self.write(store, lambda tx: store.set_event(tx, lease, entry(1, "a"), "1"))
+        assert [(k, v) for k, v, _ in store.events("r1")] == [("a", "1"), ("b", "2")]
+        assert store.events("nobody") == []
+        assert store.schema_version() >= 8
+
     def test_running_counts(self, store: Store) -> None:
         self.claimed(store, "r1", owner="w1")
         self.claimed(store, "r2", owner="w1")

@@ -30,9 +30,10 @@ log = logging.getLogger("durably.worker")
 HOST = socket.gethostname()
 
 
-def new_owner() -> str:
-    """A lease owner id: ``host:pid:random``."""
-    return f"{HOST}:{os.getpid()}:{os.urandom(4).hex()}"
+def new_owner(name: str | None = None) -> str:
+    """A lease owner id: ``host:pid:name`` (a random name unless given), unique while
+    the process lives, and telling peers on this host whether its process still does."""
+    return f"{HOST}:{os.getpid()}:{name or os.urandom(4).hex()}"
 
 
 def owner_is_dead(owner: str) -> bool:

@@ -60,13 +60,14 @@ class Executor:
         queues: Sequence[str] | None = None,
         workflows: Sequence[str] | None = None,
         retention: Retention | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.store = store
         self.committer = committer
         self.hooks = hooks
         self.clock = committer.clock
         self.time = StoreTime(self.clock, store.now)
-        self.owner = new_owner()
+        self.owner = new_owner(worker_id)
         self.lease = lease
         self.max_payload = max_payload
         self.max_recoveries = max_recoveries

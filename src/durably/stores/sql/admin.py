@@ -138,5 +138,11 @@ class AdminSql:
 
         return int(self.transact(purge))
 
+    def events(self, run_id: str) -> list[tuple[str, str | None, float]]:
+        statement = self.inline(
+            "SELECT key, value, updated_at FROM events WHERE run_id = ? ORDER BY key"
+        )
+        return [(k, v, at) for k, v, at in self._read(statement, (run_id,))]
+
     def running_counts(self) -> dict[str, int]:
         return {owner: int(n) for owner, n in self._read(self.sql("running_counts"))}
