@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from durably.cli.output import STORE, USAGE, Failure, note, when
-from durably.cli.session import Session, common, sqlite_path, with_session
+from durably.cli.session import Session, common, with_session
 from durably.errors import StoreError
 from durably.records import RunFilter, RunStatus, timestamp
 from durably.retention import Retention
-from durably.stores import open_store
+from durably.stores import open_store, sqlite_file
 from durably.stores.base import Store
 from durably.stores.sql import schema
 
@@ -112,7 +112,7 @@ def db() -> None:
 def _raw_store(s: Session, create: bool = False) -> Store:
     """The store as it is: no migration (``status`` reads the version it finds)."""
     spec = s.store_spec()
-    path = sqlite_path(spec)
+    path = sqlite_file(spec)
     if path and path != ":memory:" and not create and not os.path.exists(path):
         raise Failure(f"no database at {path}: give --store URL or set DURABLY_STORE", STORE)
     return open_store(spec, migrate=False)
@@ -151,7 +151,7 @@ def status(s: Session) -> None:
         raise Failure(f"reading {s.store_spec()} failed: {exc}", STORE) from None
     finally:
         store.close()
-    path = sqlite_path(s.store_spec())
+    path = sqlite_file(s.store_spec())
     size = os.path.getsize(path) if path and os.path.exists(path) else None
     state = "current" if version == latest else "behind" if version < latest else "newer"
     data = {
@@ -225,7 +225,7 @@ def purge(s: Session, older_than: str, statuses: str, dry_run: bool, yes: bool, 
 def vacuum(s: Session, full: bool) -> None:
     """Give the space of deleted runs back to the file system."""
     engine = s.engine()
-    path = sqlite_path(s.store_spec())
+    path = sqlite_file(s.store_spec())
     before = os.path.getsize(path) if path and os.path.exists(path) else None
     engine.store.vacuum(full=full)
     after = os.path.getsize(path) if path and os.path.exists(path) else None

@@ -17,6 +17,7 @@ import click
 from durably.cli.config import Config, load
 from durably.cli.output import FORMATS, STORE, Failure, Output
 from durably.engine import Engine
+from durably.stores import sqlite_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FLAGS = "durably.flags"
@@ -94,7 +95,7 @@ class Session:
         """
         if self._engine is None:
             spec = self.store_spec()
-            path = sqlite_path(spec)
+            path = sqlite_file(spec)
             if path and path != ":memory:" and not create and not os.path.exists(path):
                 raise Failure(
                     f"no database at {path}: give --store URL or set DURABLY_STORE "
@@ -108,13 +109,6 @@ class Session:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
-
-
-def sqlite_path(spec: str) -> str | None:
-    """The file a store URL names, if it is a SQLite one."""
-    if spec.startswith("sqlite://"):
-        return spec.removeprefix("sqlite://").removeprefix("/") or ":memory:"
-    return None if "://" in spec else spec
 
 
 def session() -> Session:
