@@ -55,17 +55,17 @@ def napper() -> str:
     return "up"
 
 
-@durably.workflow(name="billing.invoice")
+@durably.workflow(name="opbill.invoice")
 def invoice(n: int) -> int:
     return n
 
 
-@durably.workflow(name="billing.refund")
+@durably.workflow(name="opbill.refund")
 def refund(n: int) -> int:
     return -n
 
 
-@durably.workflow(name="other.echo")
+@durably.workflow(name="op.echo")
 def echo(n: int) -> int:
     return n
 
@@ -77,8 +77,8 @@ def test_listing_filters_and_pages(engine: durably.Engine) -> None:
     for h in [*started, keyed]:
         h.result(timeout=10)
     assert engine.count_runs() == 8
-    assert engine.count_runs(workflow="billing.*") == 6
-    assert engine.count_runs(workflow=["billing.refund", "other.echo"]) == 3
+    assert engine.count_runs(workflow="opbill.*") == 6
+    assert engine.count_runs(workflow=["opbill.refund", "op.echo"]) == 3
     assert engine.count_runs(status=["completed", "failed"]) == 8
     assert engine.count_runs(status="failed") == 0
     assert [r.run_id for r in engine.list_runs(key="k-1")] == [keyed.run_id]

@@ -134,28 +134,32 @@ class Executor:
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
         self.time.measure()  # before any run computes a timer with it
-        self.announce()
+        try:
+            self.announce()
+        except StoreError as exc:  # the chores announce it again soon: runs need not wait
+            log.warning("announcing worker %s failed (%s); retrying", self.owner, exc)
         for thread in self._threads:
             thread.start()
 
     def announce(self) -> None:
         """Tell the store this executor lives, and what it executes."""
-        self._announced = tuple(self.workflow_names())
+        names = tuple(self.workflow_names())
         self.store.register_worker(
             WorkerInfo(
                 worker_id=self.owner,
                 host=claimer.HOST,
                 pid=os.getpid(),
                 queues=None if self.queues is None else tuple(self.queues),
-                workflows=self._announced,
+                workflows=names,
                 lease=self.lease,
                 started_at=0.0,
                 seen_at=0.0,
                 concurrency=self.workers,
                 patterns=None if self.patterns is None else tuple(self.patterns),
-                versions={n: registry.lookup(n).version for n in self._announced},
+                versions={n: registry.lookup(n).version for n in names},
             )
         )
+        self._announced = names
 
     def reannounce(self) -> None:
         """Announce again if workflows were registered since (a late import)."""
@@ -170,7 +174,7 @@ class Executor:
         while self.inflight and self.clock.monotonic() < deadline:
             self.clock.sleep(0.01)  # the heartbeat keeps the leases of draining runs alive
         self._stop.set()
-        if self.sweeper is not None:
+        if self.sweeper is not None and self.sweeper.thread.ident is not None:
             self.sweeper.thread.join(timeout=5)  # mid-batch: let that transaction end
             self.sweeper.release()
         try:
@@ -184,7 +188,8 @@ class Executor:
         # Stop one turn later, so that callbacks already handed to the loop run first.
         self._loop.call_soon_threadsafe(self._loop.call_soon, self._loop.stop)
         for thread in self._threads:
-            thread.join(timeout=5)
+            if thread.ident is not None:  # started
+                thread.join(timeout=5)
         if not self._loop.is_running():
             self._loop.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
