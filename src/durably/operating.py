@@ -8,10 +8,12 @@ import asyncio
 import base64
 import binascii
 import json
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from durably.clock import Clock
 from durably.committer import Committer
 from durably.records import (
     HistoryEvent,
@@ -28,6 +30,7 @@ from durably.retention import Retention
 from durably.runtime.retrying import COMPENSATION_SITE
 from durably.serialization import loads
 from durably.stores.base import Store
+from durably.worker.sweeper import Sweeper
 
 Moment = datetime | float | None
 
@@ -46,6 +49,7 @@ class Operations:
     if TYPE_CHECKING:  # provided by the engine
         store: Store
         committer: Committer
+        clock: Clock
 
         def _row(self, run_id: str) -> RunRow: ...
         def _woken(self) -> None: ...
@@ -184,19 +188,19 @@ class Operations:
         """Async twin of :meth:`fork`."""
         return await asyncio.to_thread(self.fork, run_id, from_step)
 
-    def purge(self, retention: Retention, *, dry_run: bool = False, batch: int = 500) -> int:
+    def purge(
+        self, retention: Retention, *, dry_run: bool = False, batch: int | None = None
+    ) -> int:
         """Delete the run trees that ended longer ago than ``retention`` keeps them, in
-        transactions of ``batch`` trees; never a run that has not ended. Returns how
-        many runs went (or would go, with ``dry_run``)."""
-        cutoffs = retention.cutoffs(self.store.now())
+        transactions of ``batch`` trees (default: the retention's), paced as the
+        retention sweeper is; never a run that has not ended. Returns how many runs
+        went (or would go, with ``dry_run``)."""
         if dry_run:
-            return self.store.purge(cutoffs, limit=10**9, dry_run=True)
-        total = 0
-        while count := self.store.purge(cutoffs, limit=batch):
-            total += count
-        if total:
-            self.store.vacuum()
-        return total
+            return self.store.purge(retention.cutoffs(self.store.now()), 10**9, dry_run=True)
+        sweeper = Sweeper(
+            self.store, self.clock, retention, owner="purge", lease=0, stop=threading.Event()
+        )
+        return sweeper.sweep(fleet=False, batch=batch)
 
 
 def run_filter(

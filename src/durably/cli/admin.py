@@ -192,10 +192,12 @@ def status(s: Session) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
 @click.option("--yes", is_flag=True, help="Delete (required unless --dry-run).")
-@click.option("--batch", type=click.IntRange(1, 100_000), default=500, show_default=True,
-              help="Run trees per transaction.")  # fmt: skip
+@click.option("--batch", type=click.IntRange(1, 100_000), default=None,
+              help="Run trees per transaction (default 200).")  # fmt: skip
 @with_session
-def purge(s: Session, older_than: str, statuses: str, dry_run: bool, yes: bool, batch: int) -> None:
+def purge(
+    s: Session, older_than: str, statuses: str, dry_run: bool, yes: bool, batch: int | None
+) -> None:
     """Delete whole run trees that ended longer ago than --older-than; never a run that
     has not ended."""
     chosen = [x.strip() for x in statuses.split(",") if x.strip()]

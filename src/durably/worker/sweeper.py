@@ -2,9 +2,11 @@
 
 Every worker of an engine given ``retention=`` runs one, but a named lease in the
 store (``durably.retention``) lets one sweep at a time across the fleet; the others
-only try to take it, once per ``every``. Between two batches the sweeper pauses as
-long as the batch took, so the workload's own writes keep at least half the
-database's time. SQLite files give the space back by incremental vacuum afterwards.
+only try to take it, once per ``every``. Between two batches the sweeper pauses
+``PACE`` times as long as the batch took, so a purge holds the database a small
+part of the time and the workload's own writes keep the rest (``durably db purge``
+deletes the same way). SQLite files give each batch's space back by incremental
+vacuum.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ log = logging.getLogger("durably.retention")
 LOCK = "durably.retention"
 #: The first look, soon after the worker starts (not at once: start-up is busy).
 FIRST_AFTER = 1.0
+#: The pause after each batch, as a multiple of the time the batch took.
+PACE = 9.0
 
 
 class Sweeper:
@@ -54,23 +58,30 @@ class Sweeper:
             except StoreError as exc:
                 log.warning("retention sweep failed (%s); trying again in %gs", exc, wait)
 
-    def sweep(self) -> int:
-        """Delete what retention lets go now, batch by batch; how many runs went."""
+    def sweep(self, *, fleet: bool = True, batch: int | None = None) -> int:
+        """Delete what retention lets go now, batch by batch; how many runs went.
+
+        ``fleet``: as the fleet's sweeper, stop if its lease was taken over. ``batch``:
+        run trees per transaction (default: the retention's).
+        """
         cutoffs = self._retention.cutoffs(self._store.now())
         total = 0
+        renew_at = self._clock.monotonic() + self._ttl / 3
         while not self._stop.is_set():
             began = self._clock.monotonic()
-            count = self._store.purge(cutoffs, self._retention.batch)
+            count = self._store.purge(cutoffs, batch or self._retention.batch)
             if not count:
                 break
+            self._store.vacuum()  # this batch's pages (SQLite): no long vacuum at the end
             total += count
             self.deleted += count
-            self._stop.wait(self._clock.monotonic() - began)  # the workload's turn
-            if not self._store.acquire_lock(LOCK, self._owner, self._ttl):
-                break  # taken over (this worker stalled past its lease): stop here
+            self._stop.wait(PACE * (self._clock.monotonic() - began))  # the workload's turn
+            if fleet and self._clock.monotonic() >= renew_at:
+                renew_at = self._clock.monotonic() + self._ttl / 3
+                if not self._store.acquire_lock(LOCK, self._owner, self._ttl):
+                    break  # taken over (this worker stalled past its lease): stop here
         if total:
             log.info("retention deleted %d run(s) that ended before their age", total)
-            self._store.vacuum()
         return total
 
     def release(self) -> None:
