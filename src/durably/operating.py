@@ -153,6 +153,10 @@ class Operations:
             return f"due at {due}"
         return "waiting for a worker to claim it"
 
+    async def waiting_for_async(self, run_id: str) -> str | None:
+        """Async twin of :meth:`waiting_for`."""
+        return await asyncio.to_thread(self.waiting_for, run_id)
+
     def fork(self, run_id: str, from_step: int) -> str:
         """Start a new run of the same workflow and input whose journal is ``run_id``'s
         up to position ``from_step``: those positions replay, the rest execute again.
@@ -201,6 +205,12 @@ class Operations:
             self.store, self.clock, retention, owner="purge", lease=0, stop=threading.Event()
         )
         return sweeper.sweep(fleet=False, batch=batch)
+
+    async def purge_async(
+        self, retention: Retention, *, dry_run: bool = False, batch: int | None = None
+    ) -> int:
+        """Async twin of :meth:`purge`."""
+        return await asyncio.to_thread(self.purge, retention, dry_run=dry_run, batch=batch)
 
 
 def run_filter(
@@ -295,7 +305,8 @@ def _journal_events(entry: JournalEntry) -> list[HistoryEvent]:
         detail = {**where, "status": entry.status.value, "attempts": entry.attempts}
         if error is not None:
             detail["error"] = error
-        return [_event(entry.finished_at, f"{kind} {entry.status.value}", detail)]
+        started = _event(entry.started_at, f"{kind} started", where)
+        return [started, _event(entry.finished_at, f"{kind} {entry.status.value}", detail)]
     if entry.kind == "sleep":
         until = timestamp(loads(entry.output, what="a timer"))
         return [_event(entry.started_at, "timer set", {**where, "until": str(until)})]

@@ -118,6 +118,7 @@ def test_history_tells_the_runs_life(engine: durably.Engine) -> None:
     failed = [e for e in engine.history(handle.run_id) if e.kind == "attempt failed"]
     assert "attempt 1 fails" in failed[0].detail["error"]
     assert "step completed" in kinds
+    assert kinds.index("step started") < kinds.index("attempt failed")
     times = [e.at for e in engine.history(handle.run_id)]
     assert times == sorted(times)
     with pytest.raises(durably.RunNotFound):
@@ -185,6 +186,7 @@ def test_async_twins(engine: durably.Engine) -> None:
         page = await engine.list_runs_async(workflow="op.five")
         assert [r.run_id for r in page] == [handle.run_id]
         assert await engine.count_runs_async(status=RunStatus.COMPLETED) == 1
+        assert await engine.waiting_for_async(handle.run_id) is None
         assert (await engine.history_async(handle.run_id))[0].kind == "created"
         forked = await engine.fork_async(handle.run_id, 5)
         assert await engine.handle(forked).result_async(timeout=10) == 10

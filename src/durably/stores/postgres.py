@@ -140,6 +140,9 @@ class PostgresStore(SqlStore):
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(f"SET search_path TO {self.schema}")
+        # Every statement here is a short OLTP one; JIT compiling one whose estimate
+        # looks large (a purge over a big table) costs hundreds of milliseconds.
+        conn.execute("SET jit = off")
 
     def _adapt(self, statement: str) -> str:
         return pyformat(statement)

@@ -25,7 +25,7 @@ LOCK = "durably.retention"
 #: The first look, soon after the worker starts (not at once: start-up is busy).
 FIRST_AFTER = 1.0
 #: The pause after each batch, as a multiple of the time the batch took.
-PACE = 9.0
+PACE = 12.0
 
 
 class Sweeper:

@@ -24,14 +24,17 @@ DELETE FROM locks WHERE name = ? AND owner = ?
 -- name: purgeable_trees
 -- Roots of trees whose every run (children, continue-as-new chain) has ended longer
 -- ago than its status is kept. A tree with one run still live is passed over: it
--- never stops the trees behind it from going.
+-- never stops the trees behind it from going. (A scalar subquery, not NOT EXISTS:
+-- PostgreSQL would make that an anti-join over the whole table; this probes the
+-- root's index once per candidate.)
 SELECT DISTINCT r.root_id FROM runs r
 WHERE r.status IN ({statuses}) AND r.parent_id IS NULL AND r.created_at < ?
     AND r.updated_at < CASE r.status {ages} END
-    AND NOT EXISTS (
+    AND (
         SELECT 1 FROM runs m WHERE m.root_id = r.root_id
         AND NOT (m.status IN ({statuses}) AND m.updated_at < CASE m.status {ages} END)
-    )
+        LIMIT 1
+    ) IS NULL
 LIMIT ?
 
 -- name: running_counts
