@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         NoWorker,
         RetryableError,
         RunNotFound,
+        ScheduleError,
+        ScheduleNotFound,
         SerializationError,
         StepFailed,
         StepTimeout,
@@ -50,6 +52,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         now,
         patched,
         random,
+        schedule_info,
         set_event,
         set_event_async,
         shield,
@@ -61,8 +64,11 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         wait_for_signal,
         wait_for_signal_async,
     )
+    from durably.schedules import ScheduleSpec, schedule
+    from durably.scheduling import Backfilled, Schedule, ScheduleDescription
     from durably.stores.postgres import PostgresStore as PostgresStore
     from durably.stores.sqlite import SQLiteStore
+    from durably.ticking import ScheduleInfo
 
 __version__ = "0.1.0"
 
@@ -83,6 +89,8 @@ _HOMES = {
     "NotInWorkflow": "durably.errors",
     "RetryableError": "durably.errors",
     "RunNotFound": "durably.errors",
+    "ScheduleError": "durably.errors",
+    "ScheduleNotFound": "durably.errors",
     "SerializationError": "durably.errors",
     "StepFailed": "durably.errors",
     "StepTimeout": "durably.errors",
@@ -106,6 +114,12 @@ _HOMES = {
     "workflow": "durably.registry",
     "Retention": "durably.retention",
     "Backoff": "durably.retry",
+    "ScheduleSpec": "durably.schedules",
+    "schedule": "durably.schedules",
+    "Backfilled": "durably.scheduling",
+    "Schedule": "durably.scheduling",
+    "ScheduleDescription": "durably.scheduling",
+    "ScheduleInfo": "durably.ticking",
     "ChildHandle": "durably.runtime.children",
     "start_child": "durably.runtime.children",
     "start_child_async": "durably.runtime.children",
@@ -120,6 +134,7 @@ _HOMES = {
     "now": "durably.runtime.primitives",
     "patched": "durably.runtime.primitives",
     "random": "durably.runtime.primitives",
+    "schedule_info": "durably.runtime.primitives",
     "set_event": "durably.runtime.primitives",
     "set_event_async": "durably.runtime.primitives",
     "shield": "durably.runtime.primitives",
@@ -154,6 +169,7 @@ __all__ = [
     "Queue",
     "Step",
     "Workflow",
+    "schedule",
     "step",
     "workflow",
     # inside a workflow
@@ -169,6 +185,7 @@ __all__ = [
     "now",
     "patched",
     "random",
+    "schedule_info",
     "set_event",
     "set_event_async",
     "shield",
@@ -182,6 +199,7 @@ __all__ = [
     "wait_for_signal",
     "wait_for_signal_async",
     # outside: the engine and what it returns
+    "Backfilled",
     "Engine",
     "HistoryEvent",
     "Retention",
@@ -191,6 +209,10 @@ __all__ = [
     "RunPage",
     "RunStatus",
     "SQLiteStore",
+    "Schedule",
+    "ScheduleDescription",
+    "ScheduleInfo",
+    "ScheduleSpec",
     "StepRecord",
     # errors
     "ChildFailed",
@@ -205,6 +227,8 @@ __all__ = [
     "NotInWorkflow",
     "RetryableError",
     "RunNotFound",
+    "ScheduleError",
+    "ScheduleNotFound",
     "SerializationError",
     "StepFailed",
     "StepTimeout",

@@ -25,6 +25,8 @@ POINTS = (
     "step.after_checkpoint",
     "run.before_finish",
     "run.after_finish",
+    "schedule.before_commit",  # a tick's run and the schedule's next state written, not committed
+    "schedule.after_commit",  # committed; the claimers not yet told
 )
 
 _armed: dict[str, int] = {}

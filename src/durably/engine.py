@@ -20,6 +20,7 @@ from durably.operating import Operations
 from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id, why_waiting
 from durably.retention import Retention
 from durably.runtime.retrying import positions_to_drop
+from durably.scheduling import Schedules
 from durably.serialization import DEFAULT_MAX_PAYLOAD, dumps, loads, return_hint
 from durably.starting import Starter, StartOptions
 from durably.stores import open_store
@@ -110,6 +111,9 @@ class Engine(Starter, Operations):
         self._executor: Executor | None = None
         self.watchers = Watchers()
         self._unlisten: Callable[[], None] | None = None
+        #: The store's schedules: create, list, pause, trigger, backfill ... (see
+        #: durably.scheduling); workers fire them, with no leader.
+        self.schedules = Schedules(self)
         super().__init__(self, StartOptions())
 
     # -- life cycle --------------------------------------------------------------
@@ -133,6 +137,8 @@ class Engine(Starter, Operations):
                 retention=self.retention,
                 worker_id=self.worker_id,
             )
+            declared = [registry.lookup(n) for n in self._executor.workflow_names()]
+            self.schedules.apply(self.schedules.declared(declared))
             self._executor.start()
         self._listen()
         return self

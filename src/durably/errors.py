@@ -189,6 +189,15 @@ class IdempotencyConflict(DurablyError):
         self.differs = differs
 
 
+class ScheduleError(DurablyError, ValueError):
+    """A schedule cannot be made or changed as asked (a bad cron field, an unknown zone,
+    no such schedule ...). Nothing is written."""
+
+
+class ScheduleNotFound(ScheduleError):
+    """No schedule with this id exists."""
+
+
 class InvalidRunState(DurablyError):
     """The run is not in a state that allows the requested action."""
 

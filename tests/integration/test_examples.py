@@ -24,6 +24,11 @@ EXPECTED = {
         "result: PO-globex-40x1175",
         "journal: get_quote, get_quote, get_quote, place_order",
     ],
+    "schedules.py": [
+        "trigger: report eu (trigger)",
+        "backfill: created 5, then 0 (5 existed)",
+        "backfilled run: report eu (backfill of 2026-03-02 08:00Z)",
+    ],
     "recovery.py": [
         "failed: step 'send_invoice' failed after 2 attempt(s)",
         "same run: True, status failed",

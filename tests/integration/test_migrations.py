@@ -96,8 +96,10 @@ def test_sqlite_stepwise_equals_fresh(tmp_path: Path) -> None:
         "journal",
         "locks",
         "runs",
+        "schedules",
         "schema_version",
         "signals",
+        "ticks",
         "workers",
     }
     assert sqlite_shape(tmp_path / "old.db") == fresh

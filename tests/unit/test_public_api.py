@@ -3,6 +3,15 @@
 import durably
 
 EXPECTED = {
+    "Backfilled",
+    "Schedule",
+    "ScheduleDescription",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduleNotFound",
+    "ScheduleSpec",
+    "schedule",
+    "schedule_info",
     "HistoryEvent",
     "Retention",
     "RunPage",

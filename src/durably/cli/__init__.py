@@ -13,7 +13,7 @@ import sys
 import click
 
 from durably import __version__
-from durably.cli import admin, bulk, messages, runs
+from durably.cli import admin, bulk, messages, runs, schedules
 from durably.cli import worker as working
 from durably.cli.config import ConfigError
 from durably.cli.output import INTERNAL, NOT_FOUND, REFUSED, STORE, USAGE, Failure
@@ -25,6 +25,7 @@ from durably.errors import (
     InvalidRunState,
     NoWorker,
     RunNotFound,
+    ScheduleNotFound,
     SerializationError,
     StoreError,
     WorkflowNotFound,
@@ -63,6 +64,7 @@ for command in (bulk.cancel, bulk.retry, bulk.fork):
 cli.add_command(runs.runs)
 cli.add_command(messages.start)
 cli.add_command(messages.signal)
+cli.add_command(schedules.schedules)
 cli.add_command(admin.workflows)
 cli.add_command(admin.workers)
 cli.add_command(admin.db)
@@ -72,6 +74,7 @@ cli.add_command(working.worker)
 #: What each error of the library means to a shell.
 CODES: list[tuple[type[BaseException], int]] = [
     (RunNotFound, NOT_FOUND),
+    (ScheduleNotFound, NOT_FOUND),
     (StoreError, STORE),
     (InvalidRunState, REFUSED),
     (IdempotencyConflict, REFUSED),

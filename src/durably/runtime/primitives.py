@@ -27,6 +27,7 @@ from durably.runtime.effects import Plan, drive_async, drive_sync
 from durably.runtime.effects import Sleep as SleepEffect
 from durably.runtime.unwinding import ContinueAsNew, Suspend
 from durably.serialization import dumps, loads
+from durably.ticking import ScheduleInfo
 
 T = TypeVar("T")
 Duration = str | float | int | timedelta
@@ -281,6 +282,20 @@ def heartbeat(details: Any = None) -> None:
     if ctx is not None and ctx.cancel_requested and not ctx.shielded:
         reason = f": {ctx.cancel_reason}" if ctx.cancel_reason else ""
         raise WorkflowCancelled(f"run {ctx.run_id} was cancelled{reason}")
+
+
+def schedule_info() -> ScheduleInfo | None:
+    """How a schedule started this run (its id, the tick's instant, when it fired, and
+    whether by a tick, a trigger or a backfill); ``None`` when no schedule started it.
+
+    Raises:
+        NotInWorkflow: outside any run.
+    """
+    ctx = owning()
+    if ctx is None:
+        raise NotInWorkflow("durably.schedule_info() can only be called inside a run")
+    tick = ctx.store.tick_of_run(ctx.run_id)  # written with the run: the same on replay
+    return None if tick is None else ScheduleInfo.of(tick)
 
 
 def current_run() -> RunInfo:

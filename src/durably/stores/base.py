@@ -28,9 +28,9 @@ with ``max_batch`` set to what one of its transactions holds.
 
 How it grows. By concern rather than as one list: :class:`AdminStore` (the
 paged, filtered queries of the CLI and dashboard, history, forks, purges) is
-its own protocol; next come a ``ScheduleStore`` (schedules and their fired
-ticks, written in the same transaction as the runs they start) and, when the
-heartbeat's part grows, a ``LeaseStore`` (renewals, releases, workers). A
+its own protocol, and so is :class:`ScheduleStore` (schedules and their fired
+ticks, written in the same transaction as the runs they start); when the
+heartbeat's part grows, a ``LeaseStore`` (renewals, releases, workers) will be one. A
 backend implements all of them; :class:`Store` is their union.
 """
 
@@ -52,6 +52,8 @@ from durably.records import (
     RunStatus,
     WorkerInfo,
 )
+from durably.schedules import ScheduleSpec
+from durably.ticking import ScheduleRow, ScheduleState, Tick
 
 T = TypeVar("T")
 
@@ -142,7 +144,56 @@ class AdminStore(Protocol):
         ...
 
 
-class Store(AdminStore, Protocol):
+class ScheduleStore(Protocol):
+    """Schedules and the ticks they fired. The worker that decides a due schedule holds
+    its row (:meth:`due_schedules`, :meth:`lock_schedule`) for the transaction in which
+    it starts the tick's run and saves the schedule's next state."""
+
+    def insert_schedule(self, tx: Transaction, spec: ScheduleSpec, state: ScheduleState) -> bool:
+        """Create the schedule; False (and nothing changed) if its id exists."""
+        ...
+
+    def update_schedule(self, tx: Transaction, spec: ScheduleSpec, state: ScheduleState) -> None:
+        """Replace the spec and state of the schedule ``spec.id``."""
+        ...
+
+    def lock_schedule(self, tx: Transaction, schedule_id: str) -> ScheduleRow | None:
+        """The schedule, held by this transaction until it ends (None: no such id)."""
+        ...
+
+    def due_schedules(self, tx: Transaction, limit: int) -> list[ScheduleRow]:
+        """Up to ``limit`` active schedules due now (``due_at <= now``), earliest first,
+        held by this transaction; ones another transaction holds are passed over."""
+        ...
+
+    def delete_schedule(self, tx: Transaction, schedule_id: str) -> bool:
+        """Delete the schedule (its ticks stay, with the runs they name)."""
+        ...
+
+    def schedules(self, ids: Sequence[str] | None = None) -> list[ScheduleRow]:
+        """The schedules with these ids (all if None), by id."""
+        ...
+
+    def next_schedule_due(self) -> float | None:
+        """When the earliest active schedule is due (store time); None if none is."""
+        ...
+
+    def add_tick(
+        self, tx: Transaction, run_id: str, schedule_id: str, nominal: float, kind: str
+    ) -> None:
+        """Record that ``run_id`` is the run of this tick (nothing if it is recorded)."""
+        ...
+
+    def ticks(self, schedule_id: str, limit: int) -> list[Tick]:
+        """The schedule's newest ``limit`` ticks, newest first."""
+        ...
+
+    def tick_of_run(self, run_id: str) -> Tick | None:
+        """The tick that started ``run_id``, if a schedule started it."""
+        ...
+
+
+class Store(AdminStore, ScheduleStore, Protocol):
     """Durable state of runs, journals, messages and leases (and, from
     :class:`AdminStore`, what operators ask)."""
 

@@ -67,7 +67,7 @@ class PostgresStore(SqlStore):
             with the server's reason (a wrong host, password, database ...).
     """
 
-    PARTS = {"claim_lock": " FOR UPDATE SKIP LOCKED"}
+    PARTS = {"claim_lock": " FOR UPDATE SKIP LOCKED", "row_lock": " FOR UPDATE"}
     QUEUE_LOCK = "SELECT pg_advisory_xact_lock(hashtext(?))"
     commits_on_loop = False
 

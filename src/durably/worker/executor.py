@@ -34,6 +34,7 @@ from durably.stores.base import Store
 from durably.worker import claimer, running
 from durably.worker.claimer import Claimer, new_owner
 from durably.worker.heartbeat import Chores, Heartbeat
+from durably.worker.scheduler import Scheduler
 from durably.worker.sweeper import Sweeper
 
 log = logging.getLogger("durably.worker")
@@ -124,6 +125,9 @@ class Executor:
             threading.Thread(target=self._loop.run_forever, name="durably-loop", daemon=True),
             self.claimer.thread,
         ]
+        #: Fires due schedules (every worker: no leader; see worker/scheduler.py).
+        self.scheduler = Scheduler(store, stop=self._stop, on_started=lambda _: self.poke())
+        self._threads.append(self.scheduler.thread)
         self.sweeper: Sweeper | None = None
         if retention is not None:
             self.sweeper = Sweeper(
@@ -174,6 +178,7 @@ class Executor:
         while self.inflight and self.clock.monotonic() < deadline:
             self.clock.sleep(0.01)  # the heartbeat keeps the leases of draining runs alive
         self._stop.set()
+        self.scheduler.wake()
         if self.sweeper is not None and self.sweeper.thread.ident is not None:
             self.sweeper.thread.join(timeout=5)  # mid-batch: let that transaction end
             self.sweeper.release()

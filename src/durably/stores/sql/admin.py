@@ -12,7 +12,7 @@ from durably.stores.base import Transaction
 from durably.stores.sql.rows import RUN_COLUMNS, run_from_row
 from durably.stores.sql.statements import execute, placeholders
 
-_TABLES_OF_A_RUN = ("journal", "signals", "events", "history")
+_TABLES_OF_A_RUN = ("journal", "signals", "events", "history", "ticks")
 
 
 def like(pattern: str) -> str:

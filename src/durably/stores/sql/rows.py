@@ -29,8 +29,14 @@ WAKE = (
 )
 
 #: Fragments the statements in ``queries/*.sql`` name as ``{fence}``, ``{ended}`` ...
+#: A schedule's row as :func:`durably.stores.sql.schedules.schedule_from_row` reads it.
+SCHEDULE_COLUMNS = (
+    "schedule_id, workflow, spec, paused, note, next_at, due_at, last_run, buffer, "
+    "started, skipped, buffered, missed, origin, created_at, updated_at"
+)
 FRAGMENTS = {
     "run_columns": RUN_COLUMNS,
+    "schedule_columns": SCHEDULE_COLUMNS,
     "entry_columns": ENTRY_COLUMNS,
     "ended": ENDED,
     "fence": FENCE,

@@ -26,17 +26,18 @@ from durably.stores.sql.rows import (
     run_from_row,
     worker_from_row,
 )
+from durably.stores.sql.schedules import ScheduleSql
 from durably.stores.sql.statements import execute, load, placeholders, render
 
 T = TypeVar("T")
-_GROUPS = ("runs", "claims", "messages", "admin")
+_GROUPS = ("runs", "claims", "messages", "admin", "schedules")
 
 
-class SqlStore(ClaimSql, MessageSql, AdminSql):
+class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
     """Domain operations in SQL; subclasses provide connections and the dialect."""
 
     #: The dialect's parts of the statements, by the name they have there.
-    PARTS: ClassVar[dict[str, str]] = {"claim_lock": ""}
+    PARTS: ClassVar[dict[str, str]] = {"claim_lock": "", "row_lock": ""}
     max_batch = 1000
     commits_on_loop: bool
     clock: Clock
