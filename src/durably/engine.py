@@ -155,11 +155,17 @@ class Engine(Starter, Operations):
     def _listen(self) -> None:
         """Hear of runnable and finished runs from other processes (PostgreSQL NOTIFY)."""
         if self._unlisten is None:
-            self._unlisten = self.store.listen(self._on_ready, self.watchers.notify)
+            self._unlisten = self.store.listen(
+                self._on_ready, self.watchers.notify, self._on_schedules
+            )
 
     def _on_ready(self) -> None:
         if self._executor is not None:
             self._executor.poke()
+
+    def _on_schedules(self) -> None:
+        if self._executor is not None:
+            self._executor.scheduler.wake()
 
     def shutdown(self) -> None:
         """Stop executing; unfinished runs are released for any engine to resume."""

@@ -143,6 +143,7 @@ class Schedules:
         def create(tx: Transaction) -> None:
             if not self._store.insert_schedule(tx, spec, state):
                 raise ScheduleError(f"schedule {schedule_id!r} exists: update() changes it")
+            self._store.announce_schedules(tx)
 
         self._store.transact(create)
         self._changed()
@@ -290,6 +291,7 @@ class Schedules:
                     paused = replace(row.state, paused=True, note="no longer declared")
                     self._store.update_schedule(tx, row.spec, paused)
                     done[row.spec.id] = "paused"
+            self._store.announce_schedules(tx)
             return done
 
         done = self._store.transact(apply)
@@ -362,6 +364,7 @@ class Schedules:
                 raise ScheduleNotFound(f"no schedule with id {schedule_id!r}")
             new = change(tx, row)
             self._store.update_schedule(tx, new.spec, new.state)
+            self._store.announce_schedules(tx)
 
         self._store.transact(work)
         self._changed()

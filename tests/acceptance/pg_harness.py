@@ -11,6 +11,7 @@ kill exactly its own workers' connections and nobody else's.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -332,3 +334,42 @@ def max_overlap(intervals: Iterable[tuple[float, float]]) -> int:
         current += delta
         best = max(best, current)
     return best
+
+
+# -- the server itself --------------------------------------------------------------------
+def local_cluster() -> tuple[str, str] | None:
+    """(version, name) of the local cluster serving the tests, if pg_ctlcluster manages it
+    (the one listening on the test URL's port)."""
+    if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
+        return None
+    port = str(urlsplit(POSTGRES_URL).port or 5432)
+    listing = subprocess.run(
+        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False
+    ).stdout
+    for line in listing.splitlines():
+        version, name, cluster_port, *_ = line.split()
+        if cluster_port == port:
+            return version, name
+    return None
+
+
+def restart_server(cluster: tuple[str, str]) -> float:
+    """Restart the PostgreSQL server; how long it took."""
+    began = time.monotonic()
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    return time.monotonic() - began
+
+
+def ensure_up(cluster: tuple[str, str]) -> None:
+    if not postgres_available(patience=5):
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"],
+            check=False,
+            timeout=60,
+        )
+    assert postgres_available(patience=30), "PostgreSQL did not come back"

@@ -12,11 +12,8 @@
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
 import threading
 import time
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -26,7 +23,9 @@ from tests.acceptance.pg_harness import (
     check_steps,
     clean_stderr,
     connect,
-    postgres_available,
+    ensure_up,
+    local_cluster,
+    restart_server,
     terminate_workers,
     wait_all_terminal,
 )
@@ -91,35 +90,9 @@ def test_killed_connections_lose_and_double_nothing(schema: Schema, workers: lis
     print(f"workers logged {warned} transient failures and recovered from all")
 
 
-def _cluster() -> tuple[str, str] | None:
-    """(version, name) of the local cluster serving the tests, if pg_ctlcluster manages it
-    (the one listening on the test URL's port)."""
-    if shutil.which("pg_ctlcluster") is None or shutil.which("pg_lsclusters") is None:
-        return None
-    port = str(urlsplit(POSTGRES_URL).port or 5432)
-    listing = subprocess.run(
-        ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=False
-    ).stdout
-    for line in listing.splitlines():
-        version, name, cluster_port, *_ = line.split()
-        if cluster_port == port:
-            return version, name
-    return None
-
-
-def _ensure_up(cluster: tuple[str, str]) -> None:
-    if not postgres_available(patience=5):
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"],
-            check=False,
-            timeout=60,
-        )
-    assert postgres_available(patience=30), "PostgreSQL did not come back"
-
-
 @pytest.mark.slow
 def test_a_server_restart_loses_and_doubles_nothing(schema: Schema, workers: list[Worker]) -> None:
-    cluster = _cluster()
+    cluster = local_cluster()
     if cluster is None:
         pytest.skip(
             "pg_ctlcluster/pg_lsclusters not available, or no local cluster serves "
@@ -134,18 +107,12 @@ def test_a_server_restart_loses_and_doubles_nothing(schema: Schema, workers: lis
         _start(schema, plan, 1.0)  # the client is closed before the restart: workers see it
         time.sleep(0.5)
         before = {r["status"] for r in schema.runs().values()}
-        began = time.monotonic()
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"],
-            check=True,
-            timeout=120,
-            capture_output=True,
-        )
-        print(f"\nserver restarted in {time.monotonic() - began:.1f}s; runs then: {before}")
+        took = restart_server(cluster)
+        print(f"\nserver restarted in {took:.1f}s; runs then: {before}")
         assert "running" in before or "pending" in before, "the restart should hit live work"
         _judge(schema, plan, pool)
     finally:
-        _ensure_up(cluster)
+        ensure_up(cluster)
 
 
 def test_the_test_connection_survives(schema: Schema) -> None:

@@ -21,6 +21,7 @@ import durably
 from durably.schedules import tick_run_id
 from tests import postgres
 from tests.acceptance import sched_app
+from tests.acceptance.pg_harness import ensure_up, local_cluster, restart_server
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEDULES, TICKS, EVERY = 50, 20, 0.5  # 1,000 ticks over 10 s
@@ -139,3 +140,41 @@ def test_a_worker_killed_at_a_tick_leaves_it_to_run_once(
         assert {r.run_id for r in client.list_runs(workflow="sched.race")} == expected
         ran = effects_of(effects)
         assert set(ran) == expected and set(ran.values()) == {1}
+
+
+@pytest.mark.slow
+def test_a_server_restart_during_ticks_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    cluster = local_cluster()
+    if cluster is None:
+        pytest.skip("pg_ctlcluster does not manage the test PostgreSQL: cannot restart it")
+    postgres.require()
+    schema = postgres.new_schema()
+    url = postgres.schema_url(schema)
+    effects = tmp_path / "effects.log"
+    os.environ["SCHED_EFFECTS"] = str(effects)
+    first, count, ticks = math.ceil(time.time()) + 4.0, 10, 20
+    try:
+        with durably.Engine(url, execute=False) as client:
+            for i in range(count):
+                client.schedules.create(
+                    f"r{i}", "sched.race", every=EVERY, overlap="allow_all", catchup="all",
+                    start_at=first, end_at=first + EVERY * (ticks - 1),
+                )  # fmt: skip
+        procs = [worker(url, effects) for _ in range(2)]
+        try:
+            time.sleep(first + 3 - time.time())
+            restart_server(cluster)  # mid-way through the ticks
+            with durably.Engine(url, execute=False) as client:
+                wait_completed(client, count * ticks, timeout=120)
+                runs = {r.run_id for r in client.list_runs(workflow="sched.race", limit=500)}
+        finally:
+            stop(procs)
+        expected = {
+            tick_run_id(f"r{i}", first + EVERY * k) for i in range(count) for k in range(ticks)
+        }
+        assert runs == expected
+        ran = effects_of(effects)
+        assert set(ran) == expected and set(ran.values()) == {1}
+    finally:
+        ensure_up(cluster)
+        postgres.drop_schema(schema)

@@ -190,3 +190,21 @@ def test_async_twins(engine: durably.Engine) -> None:
         return [x.id for x in await engine.schedules.list_async()]
 
     assert asyncio.run(main()) == ["a"]
+
+
+def test_postgres_wakes_the_schedulers_of_other_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schedule made elsewhere is seen at once (NOTIFY), not at the next look."""
+    from durably.worker import scheduler
+    from tests import postgres
+
+    postgres.require()
+    schema = postgres.new_schema()
+    url = postgres.schema_url(schema)
+    monkeypatch.setattr(scheduler, "POLL", 60.0)  # no look for a minute but when woken
+    try:
+        with durably.Engine(url) as worker, durably.Engine(url, execute=False) as client:
+            time.sleep(0.5)  # the worker's scheduler sleeps now
+            client.schedules.create("woken", report, every="1s")
+            eventually(lambda: worker.schedules.get("woken").counts["started"] >= 1, timeout=10)
+    finally:
+        postgres.drop_schema(schema)

@@ -192,6 +192,11 @@ class ScheduleStore(Protocol):
         """The tick that started ``run_id``, if a schedule started it."""
         ...
 
+    def announce_schedules(self, tx: Transaction) -> None:
+        """Tell the schedulers of other processes, once ``tx`` commits, that schedules
+        changed (nothing where there are no notifications: they poll)."""
+        ...
+
 
 class Store(AdminStore, ScheduleStore, Protocol):
     """Durable state of runs, journals, messages and leases (and, from
@@ -391,9 +396,13 @@ class Store(AdminStore, ScheduleStore, Protocol):
 
     # -- notifications -------------------------------------------------------------
     def listen(
-        self, on_ready: Callable[[], None], on_done: Callable[[str], None]
+        self,
+        on_ready: Callable[[], None],
+        on_done: Callable[[str], None],
+        on_schedules: Callable[[], None] | None = None,
     ) -> Callable[[], None]:
-        """Call back when runs become runnable or finish, in any process; returns a stopper.
+        """Call back when runs become runnable or finish, or schedules are changed, in any
+        process (see :meth:`ScheduleStore.announce_schedules`); returns a stopper.
 
         A store without notifications returns at once (callers poll instead).
         """

@@ -19,7 +19,7 @@ from durably.clock import SYSTEM, Clock
 from durably.errors import StoreClosed, StoreError
 from durably.stores.base import Transaction
 from durably.stores.sql import schema as versions
-from durably.stores.sql.statements import pyformat
+from durably.stores.sql.statements import execute, pyformat
 from durably.stores.sql.store import SqlStore
 
 try:
@@ -264,10 +264,17 @@ class PostgresStore(SqlStore):
         self._retrying(attempt)
 
     # -- notifications ---------------------------------------------------------------
+    def announce_schedules(self, tx: Transaction) -> None:
+        execute(tx, "SELECT pg_notify(%s, 'schedules')", (self.channel,))
+
     def listen(
-        self, on_ready: Callable[[], None], on_done: Callable[[str], None]
+        self,
+        on_ready: Callable[[], None],
+        on_done: Callable[[str], None],
+        on_schedules: Callable[[], None] | None = None,
     ) -> Callable[[], None]:
-        """Call back on runnable and finished runs until the returned function is called."""
+        """Call back on runnable and finished runs, and changed schedules, until the
+        returned function is called."""
         stop = threading.Event()
 
         def loop() -> None:
@@ -282,6 +289,8 @@ class PostgresStore(SqlStore):
                                     on_ready()
                                 elif note.payload.startswith("done:"):
                                     on_done(note.payload[5:])
+                                elif note.payload == "schedules" and on_schedules:
+                                    on_schedules()
                 except psycopg.Error as exc:
                     log.warning("LISTEN connection lost (%s); reconnecting", exc)
                     stop.wait(0.5)

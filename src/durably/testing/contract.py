@@ -27,9 +27,10 @@ from durably.records import EntryStatus, JournalEntry, Lease, RunFilter, RunStat
 from durably.stores.base import Store, Transaction
 from durably.testing.contract_admin import AdminContract
 from durably.testing.contract_base import LIMITED, PARTITIONED, RATED, entry, new
+from durably.testing.contract_schedules import ScheduleContract
 
 
-class StoreContract(AdminContract):
+class StoreContract(AdminContract, ScheduleContract):
     """The Store protocol's promises (see :mod:`durably.stores.base`), one test each."""
 
     # -- creating runs ----------------------------------------------------------------

@@ -1,13 +1,14 @@
 """Firing schedules: every worker runs one scheduler thread, and there is no leader.
 
 The scheduler sleeps until the earliest due schedule (one timer per process, however
-many schedules there are; it looks again at least every :data:`POLL` seconds for
-schedules changed elsewhere), then decides the due ones in batches. A batch is one
-transaction that holds the schedules' rows (PostgreSQL: ``FOR UPDATE SKIP LOCKED``,
-so workers split them; SQLite: the write lock), starts the runs their ticks call
-for and saves each schedule's next state. A tick's run id is derived from the
-schedule and the tick's instant, so a tick decided twice (a worker killed between
-its commit and its reply) still starts one run.
+many schedules there are; woken by changes made in this process, and in others on
+PostgreSQL, and looking again every :data:`POLL` seconds), then decides the due
+ones in batches. A batch is one transaction that holds the schedules' rows
+(PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers split them; SQLite: the write
+lock), starts the runs their ticks call for and saves each schedule's next state.
+A tick's run id is derived from the schedule and the tick's instant, so a tick
+decided twice (a worker killed between its commit and its reply) still starts one
+run.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from durably.ticking import ScheduleRow, advance
 log = logging.getLogger("durably.schedules")
 
 #: The longest the scheduler sleeps: schedules made or changed by other processes
-#: are seen within this long.
+#: are seen within this long (at once on PostgreSQL, which announces them).
 POLL = 1.0
 #: Schedules decided per transaction.
 BATCH = 200
@@ -98,16 +99,18 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # a wake-up while deciding is kept for the wait below
             try:
-                self.fire_due()
-                due = self._store.next_schedule_due()
+                due = self._store.next_schedule_due()  # a read: no write lock when idle
+                if due is not None and due <= self._store.now():
+                    self.fire_due()
+                    due = self._store.next_schedule_due()
                 wait = POLL if due is None else min(POLL, due - self._store.now())
             except StoreError as exc:
                 log.warning("schedules could not be fired (%s); trying again", exc)
                 wait = POLL
             if wait > 0:
                 self._wake.wait(wait)
-            self._wake.clear()
 
     def fire_due(self) -> int:
         """Decide every schedule due now, batch by batch; how many runs started."""

@@ -102,6 +102,9 @@ class ScheduleSql:
     def ticks(self, schedule_id: str, limit: int) -> list[Tick]:
         return [_tick(r) for r in self._read(self.sql("recent_ticks"), (schedule_id, limit))]
 
+    def announce_schedules(self, tx: Transaction) -> None:
+        return None  # SQLite: schedulers poll (see worker/scheduler.POLL)
+
     def tick_of_run(self, run_id: str) -> Tick | None:
         rows = self._read(self.sql("tick_of_run"), (run_id,))
         return _tick(rows[0]) if rows else None

@@ -38,9 +38,10 @@ CREATE INDEX runs_owner ON runs (owner) WHERE owner IS NOT NULL;
 CREATE INDEX runs_created ON runs (created_at);
 CREATE INDEX runs_parent ON runs (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX runs_queue_started ON runs (queue, started_at) WHERE started_at IS NOT NULL;
-CREATE INDEX runs_status_created ON runs (status, created_at);
+CREATE INDEX runs_status_created ON runs (status, created_at)
+    WHERE status NOT IN ('running', 'completed');
 CREATE INDEX runs_workflow_created ON runs (workflow, created_at);
-CREATE INDEX runs_root ON runs (root_id);
+CREATE INDEX runs_root ON runs (root_id) WHERE root_id <> run_id;
 
 CREATE TABLE journal (
     run_id TEXT NOT NULL,

@@ -96,7 +96,10 @@ class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
         return self.transact(lambda tx: int(execute(tx, statement, params).rowcount))
 
     def listen(
-        self, on_ready: Callable[[], None], on_done: Callable[[str], None]
+        self,
+        on_ready: Callable[[], None],
+        on_done: Callable[[str], None],
+        on_schedules: Callable[[], None] | None = None,
     ) -> Callable[[], None]:
         return lambda: None  # no notifications in this dialect: callers poll
 
