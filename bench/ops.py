@@ -70,7 +70,7 @@ def mixed_rows(n: int, now: float) -> Iterator[tuple[Any, ...]]:
     """Runs of every status over 30 days: mostly completed, a few of the others."""
     rng = random.Random(7)
     weights = [("completed", 90), ("failed", 4), ("cancelled", 2), ("sleeping", 2)]
-    weights += [("waiting", 1), ("pending", 1)]
+    weights += [("waiting", 1), ("pending", 1), ("running", 1)]
     statuses = [s for s, w in weights for _ in range(w)]
     for i in range(n):
         created = now - 30 * DAY * (n - i) / n
@@ -142,6 +142,8 @@ def measure_list(url: str) -> dict[str, float]:
         listings: dict[str, Callable[[], Any]] = {
             "runs list": lambda: engine.list_runs(limit=50),
             "--status failed": lambda: engine.list_runs(status="failed", limit=50),
+            "--status running": lambda: engine.list_runs(status="running", limit=50),
+            "--status completed": lambda: engine.list_runs(status="completed", limit=50),
             "--status waiting,sleeping": lambda: engine.list_runs(
                 status=["waiting", "sleeping"], limit=50
             ),

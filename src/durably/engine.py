@@ -138,7 +138,9 @@ class Engine(Starter, Operations):
                 worker_id=self.worker_id,
             )
             declared = [registry.lookup(n) for n in self._executor.workflow_names()]
-            self.schedules.apply(self.schedules.declared(declared))
+            specs = self.schedules.declared(declared)
+            if specs:  # @durably.schedule: the store's schedules become these
+                self.schedules.apply(specs)
             self._executor.start()
         self._listen()
         return self

@@ -40,8 +40,10 @@ def filter_sql(where: RunFilter) -> tuple[list[str], list[Any]]:
     if where.statuses:
         clauses.append(f"status IN ({placeholders(len(where.statuses))})")
         params += [RunStatus(s).value for s in where.statuses]
-        if not {RunStatus(s) for s in where.statuses} & set(UNINDEXED):
-            clauses.append(_INDEXED)  # the runs_status_created index serves these
+        if len(where.statuses) == 1 and RunStatus(where.statuses[0]) not in UNINDEXED:
+            # One status, kept in order by the runs_status_created index (several would
+            # be merged and sorted: a scan by creation time finds their newest sooner).
+            clauses.append(_INDEXED)
     for column, value in (
         ("queue", where.queue),
         ("parent_id", where.parent_id),
@@ -128,7 +130,7 @@ class AdminSql:
 
         def purge(tx: Transaction) -> int:
             statement = self.sql("purgeable_trees", statuses=statuses, ages=ages)
-            params = (max(cutoffs.values()), *ages_params, *ages_params, *ages_params, limit)
+            params = (max(cutoffs.values()), *ages_params, *ages_params, limit)
             whole = [r[0] for r in execute(tx, statement, params).fetchall()]
             if not whole:
                 return 0

@@ -24,21 +24,17 @@ DELETE FROM locks WHERE name = ? AND owner = ?
 -- name: purgeable_trees
 -- Roots of trees whose every run (children, continue-as-new chain) has ended longer
 -- ago than its status is kept. A tree with one run still live is passed over: it
--- never stops the trees behind it from going. (Scalar subqueries, not NOT EXISTS:
--- PostgreSQL would make that an anti-join over the whole table; these probe the
--- tree's root by its id and the rest of the tree by the runs_root index, once per
--- candidate.)
-SELECT DISTINCT r.root_id FROM runs r
-WHERE r.status IN ({statuses}) AND r.parent_id IS NULL AND r.created_at < ?
+-- never stops the trees behind it from going. A tree is found by its root (the run
+-- whose root_id is its own id: no DISTINCT, so the scan stops at the limit), the
+-- rest of it through the runs_root index, once per candidate. (A scalar subquery,
+-- not NOT EXISTS: PostgreSQL would make that an anti-join over the whole table.)
+SELECT r.run_id FROM runs r
+WHERE r.root_id = r.run_id AND r.status IN ({statuses}) AND r.created_at < ?
     AND r.updated_at < CASE r.status {ages} END
     AND (
-        SELECT 1 FROM runs m WHERE m.root_id = r.root_id AND m.root_id <> m.run_id
+        SELECT 1 FROM runs m WHERE m.root_id = r.run_id AND m.root_id <> m.run_id
         AND NOT (m.status IN ({statuses}) AND m.updated_at < CASE m.status {ages} END)
         LIMIT 1
-    ) IS NULL
-    AND (
-        SELECT 1 FROM runs m WHERE m.run_id = r.root_id
-        AND NOT (m.status IN ({statuses}) AND m.updated_at < CASE m.status {ages} END)
     ) IS NULL
 LIMIT ?
 
