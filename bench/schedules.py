@@ -163,7 +163,7 @@ def dbos(count: int, minutes: int) -> dict[str, Any]:
         [str(python), str(script), str(count), str(minutes)],
         capture_output=True,
         text=True,
-        timeout=60 * (minutes + 5),
+        timeout=60 * (minutes + 15),
     )
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1:] or done.returncode}
@@ -181,7 +181,7 @@ def row(result: dict[str, Any]) -> str:
     idle = "-" if result.get("idle_cpu") is None else f"{100 * result['idle_cpu']:.1f}%"
     fired = f"{ms(result.get('fired_p50'))} / {ms(result.get('fired_p99'))}"
     return (
-        f"| {result.get('system', 'durably ' + result['backend'])} | {result['shape']} | "
+        f"| {result.get('system') or 'durably ' + result['backend']} | {result['shape']} | "
         f"{result['ticks']:,} of {result['expected']:,} | {fired} | {ms(result['p50'])} | "
         f"{ms(result['p99'])} | {ms(result['max'])} | {threads[0]} → {threads[1]} | "
         f"{rss[0]} → {rss[1]} MB | {idle} |"

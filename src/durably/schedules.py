@@ -70,7 +70,7 @@ class ScheduleSpec:
         if (self.cron is None) == (self.every is None):
             raise ScheduleError(f"schedule {self.id!r}: give one of cron= or every=")
         if self.cron is not None:
-            object.__setattr__(self, "_cron", Cron(self.cron))
+            object.__setattr__(self, "_cron", parsed(self.cron))
         if self.every is not None and not 0 < self.every <= 366 * 86400:
             raise ScheduleError(
                 f"schedule {self.id!r}: every must be above zero, not {self.every!r}"
@@ -88,8 +88,8 @@ class ScheduleSpec:
         ``end_at``."""
         if self.start_at is not None and t < self.start_at:
             t = math.nextafter(self.start_at, -math.inf)
-        if self._cron is not None:
-            nominal = _cron_next(self._cron, self.tz, t)
+        if self.cron is not None:
+            nominal = _cron_next(self.cron, self.tz, t)
         else:
             every = float(self.every or 0)
             nominal = self.offset + every * (math.floor((t - self.offset) / every) + 1)
@@ -128,10 +128,16 @@ class ScheduleSpec:
 _FIELDS = tuple(f for f in ScheduleSpec.__dataclass_fields__ if not f.startswith("_"))
 
 
+@lru_cache(maxsize=1024)
+def parsed(expr: str) -> Cron:
+    """The checked expression (schedules that share one share its parse)."""
+    return Cron(expr)
+
+
 @lru_cache(maxsize=4096)
-def _cron_next(cron: Cron, tz: str, t: float) -> float:
+def _cron_next(expr: str, tz: str, t: float) -> float:
     # Schedules that share an expression and a zone share their ticks: one computation.
-    return cron.next_after(t, zone(tz))
+    return parsed(expr).next_after(t, zone(tz))
 
 
 def _one_of(what: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -157,6 +157,10 @@ class ScheduleStore(Protocol):
         """Replace the spec and state of the schedule ``spec.id``."""
         ...
 
+    def save_state(self, tx: Transaction, schedule_id: str, state: ScheduleState) -> None:
+        """Replace the state of the schedule (its spec stays): what firing it changes."""
+        ...
+
     def lock_schedule(self, tx: Transaction, schedule_id: str) -> ScheduleRow | None:
         """The schedule, held by this transaction until it ends (None: no such id)."""
         ...

@@ -178,9 +178,13 @@ class PostgresStore(SqlStore):
 
     def renew_leases(self, owner: str, lease: float, run_ids: Sequence[str]) -> int:
         """On the heartbeat's own connection, failing fast: the heartbeat retries each tick,
-        so a renewal never waits behind the pool or its backoff."""
+        so a renewal never waits behind the pool or its backoff. Rows another transaction
+        holds at that moment (a batch writing them) are passed over, not waited for: a
+        renewal waiting on a batch that waits on it would be a deadlock; the next tick,
+        a third of a lease later, renews them."""
         sql = self.inline(
-            "UPDATE runs SET lease_until = durably_now() + ? WHERE owner = ? AND run_id = ANY(?)"
+            "UPDATE runs SET lease_until = durably_now() + ? WHERE run_id IN ("
+            "SELECT run_id FROM runs WHERE owner = ? AND run_id = ANY(?) FOR UPDATE SKIP LOCKED)"
         )
         touch = self.sql("touch_worker")
         with self._heartbeat_lock:

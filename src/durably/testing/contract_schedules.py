@@ -58,7 +58,7 @@ class ScheduleContract(ContractBase):
         def fire(tx: Transaction) -> list[str]:
             rows = store.due_schedules(tx, 5)
             for row in rows:
-                store.update_schedule(tx, row.spec, replace(row.state, due_at=4e12))
+                store.save_state(tx, row.spec.id, replace(row.state, due_at=4e12, started=1))
             return [r.spec.id for r in rows]
 
         def worker() -> None:
@@ -72,6 +72,9 @@ class ScheduleContract(ContractBase):
         for thread in threads:
             thread.join(60)
         assert sorted(decided) == sorted(f"s{i}" for i in range(20))
+        assert {(r.spec, r.state.started) for r in store.schedules()} == {
+            (spec(f"s{i}"), 1) for i in range(20)
+        }
 
     def test_ticks_name_their_runs(self, store: Store) -> None:
         self.write(store, lambda tx: store.insert_schedule(tx, spec("s"), due()))

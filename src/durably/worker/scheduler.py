@@ -74,7 +74,7 @@ def decide(store: Store, tx: Transaction, row: ScheduleRow, now: float) -> list[
         start_tick(store, tx, spec, nominal, "tick", run_id)
         started.append(run_id)
     new = plan.state if not started else replace(plan.state, last_run=started[-1])
-    store.update_schedule(tx, spec, new)
+    store.save_state(tx, spec.id, new)
     return started
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from durably.schedules import ScheduleSpec
@@ -13,8 +14,14 @@ from durably.stores.sql.statements import execute, placeholders
 from durably.ticking import ScheduleRow, ScheduleState, Tick
 
 
+@lru_cache(maxsize=65536)
+def _spec(text: str) -> ScheduleSpec:
+    """A stored spec, checked once per text (specs are immutable; a due pass reads many)."""
+    return ScheduleSpec.from_json(json.loads(text))
+
+
 def schedule_from_row(row: Sequence[Any]) -> ScheduleRow:
-    spec = ScheduleSpec.from_json(json.loads(row[2]))
+    spec = _spec(row[2])
     state = ScheduleState(
         paused=bool(row[3]),
         note=row[4],
@@ -35,10 +42,8 @@ def _tick(row: Sequence[Any]) -> Tick:
     return Tick(run_id=row[0], schedule_id=row[1], nominal=row[2], kind=row[3], fired_at=row[4])
 
 
-def _values(spec: ScheduleSpec, state: ScheduleState) -> tuple[Any, ...]:
+def _state(state: ScheduleState) -> tuple[Any, ...]:
     return (
-        spec.workflow,
-        json.dumps(spec.to_json(), separators=(",", ":")),
         int(state.paused),
         state.note,
         state.next_at,
@@ -51,6 +56,10 @@ def _values(spec: ScheduleSpec, state: ScheduleState) -> tuple[Any, ...]:
         state.missed,
         state.origin,
     )
+
+
+def _values(spec: ScheduleSpec, state: ScheduleState) -> tuple[Any, ...]:
+    return (spec.workflow, json.dumps(spec.to_json(), separators=(",", ":")), *_state(state))
 
 
 class ScheduleSql:
@@ -68,6 +77,9 @@ class ScheduleSql:
 
     def update_schedule(self, tx: Transaction, spec: ScheduleSpec, state: ScheduleState) -> None:
         execute(tx, self.sql("update_schedule"), (*_values(spec, state), spec.id))
+
+    def save_state(self, tx: Transaction, schedule_id: str, state: ScheduleState) -> None:
+        execute(tx, self.sql("save_schedule_state"), (*_state(state), schedule_id))
 
     def lock_schedule(self, tx: Transaction, schedule_id: str) -> ScheduleRow | None:
         row = execute(tx, self.sql("lock_schedule"), (schedule_id,)).fetchone()

@@ -14,6 +14,13 @@ UPDATE schedules SET workflow = ?, spec = ?, paused = ?, note = ?, next_at = ?,
     missed = ?, origin = ?, updated_at = durably_now()
 WHERE schedule_id = ?
 
+-- name: save_schedule_state
+-- A fired schedule's new state (its spec is as it was).
+UPDATE schedules SET paused = ?, note = ?, next_at = ?, due_at = ?, last_run = ?,
+    buffer = ?, started = ?, skipped = ?, buffered = ?, missed = ?, origin = ?,
+    updated_at = durably_now()
+WHERE schedule_id = ?
+
 -- name: lock_schedule
 SELECT {schedule_columns} FROM schedules WHERE schedule_id = ?{row_lock}
 
