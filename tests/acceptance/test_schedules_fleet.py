@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import durably
+from durably import crashpoints
 from durably.schedules import tick_run_id
 from tests import postgres
 from tests.acceptance import sched_app
@@ -116,7 +117,7 @@ def postgres_kill(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-@pytest.mark.parametrize("point", ["schedule.before_commit", "schedule.after_commit"])
+@pytest.mark.parametrize("point", crashpoints.SCHEDULE_POINTS)
 def test_a_worker_killed_at_a_tick_leaves_it_to_run_once(
     url: str, tmp_path: Path, point: str
 ) -> None:
