@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -61,7 +61,6 @@ class ScheduleSpec:
     end_at: float | None = None
     queue: str = "default"
     priority: int = 0
-    _cron: Cron | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_name("schedule id", self.id)
@@ -70,7 +69,7 @@ class ScheduleSpec:
         if (self.cron is None) == (self.every is None):
             raise ScheduleError(f"schedule {self.id!r}: give one of cron= or every=")
         if self.cron is not None:
-            object.__setattr__(self, "_cron", parsed(self.cron))
+            parsed(self.cron)  # a ScheduleError now, not at the first tick
         if self.every is not None and not 0 < self.every <= 366 * 86400:
             raise ScheduleError(
                 f"schedule {self.id!r}: every must be above zero, not {self.every!r}"
@@ -125,7 +124,7 @@ class ScheduleSpec:
         return f"every {self.every:g}s{offset}"
 
 
-_FIELDS = tuple(f for f in ScheduleSpec.__dataclass_fields__ if not f.startswith("_"))
+_FIELDS = tuple(ScheduleSpec.__dataclass_fields__)
 
 
 @lru_cache(maxsize=1024)

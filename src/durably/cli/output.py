@@ -57,8 +57,7 @@ class Failure(click.ClickException):
 def plain(value: Any) -> Any:
     """``value`` as JSON values: records as objects, times as ISO 8601, enums as values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = (f.name for f in dataclasses.fields(value) if not f.name.startswith("_"))
-        return {name: plain(getattr(value, name)) for name in fields}
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from durably import crashpoints
 from durably.errors import StoreError
-from durably.records import NewRun
+from durably.records import NewRun, RunRow
 from durably.schedules import ScheduleSpec, tick_run_id
 from durably.stores.base import Store, Transaction
 from durably.ticking import ScheduleRow, advance
@@ -51,23 +51,20 @@ def start_tick(
     store.add_tick(tx, run_id, spec.id, nominal, kind)
 
 
-def still_running(store: Store, tx: Transaction, run_id: str | None) -> bool:
-    """Whether the run (or the continue-as-new chain it began) has not ended."""
-    if run_id is None:
-        return False
-    last = store.last_link(tx, run_id)
-    return last is not None and not last.status.terminal
+def running_link(store: Store, tx: Transaction, run_id: str | None) -> RunRow | None:
+    """The run of the chain ``run_id`` began (continue-as-new) that has not ended, if any."""
+    last = None if run_id is None else store.last_link(tx, run_id)
+    return last if last is not None and not last.status.terminal else None
 
 
 def decide(store: Store, tx: Transaction, row: ScheduleRow, now: float) -> list[str]:
     """Decide one due schedule (its row held by ``tx``); the ids of the runs started."""
     spec, state = row.spec, row.state
-    plan = advance(spec, state, now, still_running(store, tx, state.last_run))
-    if plan.cancel_last and state.last_run is not None:
-        last = store.last_link(tx, state.last_run)
-        if last is not None and not last.status.terminal:
-            reason = f"schedule {spec.id!r} started a newer run (overlap='cancel_other')"
-            store.cancel_run(tx, last.run_id, reason)
+    running = running_link(store, tx, state.last_run)
+    plan = advance(spec, state, now, running is not None)
+    if plan.cancel_last and running is not None:
+        reason = f"schedule {spec.id!r} started a newer run (overlap='cancel_other')"
+        store.cancel_run(tx, running.run_id, reason)
     started = []
     for nominal in plan.starts:
         run_id = tick_run_id(spec.id, nominal)
@@ -90,7 +87,6 @@ class Scheduler:
     ) -> None:
         self._store, self._stop, self._on_started = store, stop, on_started
         self._wake = threading.Event()
-        self.fired = 0  # runs this scheduler started
         self.thread = threading.Thread(target=self._loop, name="durably-schedules", daemon=True)
 
     def wake(self) -> None:
@@ -120,7 +116,6 @@ class Scheduler:
             if started:
                 crashpoints.hit("schedule.after_commit")
                 total += len(started)
-                self.fired += len(started)
                 self._on_started(started)
             if decided < BATCH:
                 break
