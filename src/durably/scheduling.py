@@ -28,7 +28,7 @@ from durably.schedules import (
 from durably.serialization import encode_call
 from durably.stores.base import Store, Transaction
 from durably.ticking import ScheduleRow, ScheduleState, Tick, first_state
-from durably.worker.scheduler import start_tick
+from durably.worker.scheduler import start_ticks
 
 if TYPE_CHECKING:
     from durably.handle import RunHandle
@@ -209,7 +209,7 @@ class Schedules:
         run_id = f"{schedule_id}@trigger-{new_run_id()}"
 
         def trigger(tx: Transaction, row: ScheduleRow) -> ScheduleRow:
-            start_tick(self._store, tx, row.spec, self._store.now(), "trigger", run_id)
+            start_ticks(self._store, tx, [(row.spec, self._store.now(), "trigger", run_id)])
             return _with(row, replace(row.state, last_run=run_id))
 
         self._change(schedule_id, trigger)
@@ -371,13 +371,15 @@ class Schedules:
         return self.get(schedule_id)
 
     def _backfill(self, tx: Transaction, spec: ScheduleSpec, ticks: builtins.list[float]) -> int:
-        created = 0
-        for nominal in ticks:
-            run_id = tick_run_id(spec.id, nominal)
-            if self._store.last_link(tx, run_id) is None:
-                start_tick(self._store, tx, spec, nominal, "backfill", run_id)
-                created += 1
-        return created
+        run_ids = [tick_run_id(spec.id, nominal) for nominal in ticks]
+        ran = self._store.last_links(tx, run_ids)
+        new = [
+            (spec, nominal, "backfill", run_id)
+            for nominal, run_id in zip(ticks, run_ids, strict=True)
+            if run_id not in ran
+        ]
+        start_ticks(self._store, tx, new)
+        return len(new)
 
     def _changed(self) -> None:
         executor = self._engine.executor

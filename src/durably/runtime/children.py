@@ -93,7 +93,7 @@ def _join_plan(ctx: RunContext, child: ChildHandle[Any]) -> Plan[Any]:
         raise ChildFailed(child.run_id, entry.error)
     ctx.gate()
     store = ctx.store
-    row = yield ctx.fenced(lambda tx: store.last_link(tx, child.run_id))
+    row = yield ctx.fenced(lambda tx: store.last_links(tx, [child.run_id]).get(child.run_id))
     if row is None or not row.status.terminal:
         raise Suspend(RunStatus.WAITING, None)  # the child's end wakes this run
     if row.status is RunStatus.COMPLETED:

@@ -157,8 +157,9 @@ class ScheduleStore(Protocol):
         """Replace the spec and state of the schedule ``spec.id``."""
         ...
 
-    def save_state(self, tx: Transaction, schedule_id: str, state: ScheduleState) -> None:
-        """Replace the state of the schedule (its spec stays): what firing it changes."""
+    def save_states(self, tx: Transaction, states: Sequence[tuple[str, ScheduleState]]) -> None:
+        """Replace the state of each schedule ``(id, state)`` (their specs stay): what
+        firing them changes."""
         ...
 
     def lock_schedule(self, tx: Transaction, schedule_id: str) -> ScheduleRow | None:
@@ -182,10 +183,9 @@ class ScheduleStore(Protocol):
         """When the earliest active schedule is due (store time); None if none is."""
         ...
 
-    def add_tick(
-        self, tx: Transaction, run_id: str, schedule_id: str, nominal: float, kind: str
-    ) -> None:
-        """Record that ``run_id`` is the run of this tick (nothing if it is recorded)."""
+    def add_ticks(self, tx: Transaction, ticks: Sequence[tuple[str, str, float, str]]) -> None:
+        """Record each ``(run_id, schedule_id, nominal, kind)``: that ``run_id`` is the
+        run of this tick (nothing for a tick recorded already)."""
         ...
 
     def ticks(self, schedule_id: str, limit: int) -> list[Tick]:
@@ -232,6 +232,11 @@ class Store(AdminStore, ScheduleStore, Protocol):
         ``new.owner`` set the run is created already claimed by that owner
         (epoch 1, status running): the in-process fast path.
         """
+        ...
+
+    def create_runs(self, tx: Transaction, news: Sequence[NewRun]) -> None:
+        """Insert these pending runs with no parent and no owner (a schedule's ticks),
+        skipping ids that exist: a few statements however many runs."""
         ...
 
     def claim_runs(
@@ -292,9 +297,10 @@ class Store(AdminStore, ScheduleStore, Protocol):
         """
         ...
 
-    def last_link(self, tx: Transaction, run_id: str) -> RunRow | None:
-        """The run, or the last run of its continue-as-new chain, read inside ``tx``
-        (so the check and the journal entry that follows it commit together)."""
+    def last_links(self, tx: Transaction, run_ids: Sequence[str]) -> dict[str, RunRow]:
+        """For each of these runs that exists, by its id: the run, or the last run of its
+        continue-as-new chain, read inside ``tx`` (so the check and the writes that
+        follow it commit together)."""
         ...
 
     def send_signal(self, tx: Transaction, run_id: str, name: str, payload: str, key: str) -> None:

@@ -228,7 +228,7 @@ class StoreContract(AdminContract, ScheduleContract):
         assert [e.name for e in store.journal("r1")] == ["a"]
         assert [c.run.run_id for c in self.claim(store, "w2")] == ["r1"]
 
-    def test_last_link_follows_a_continue_as_new_chain(self, store: Store) -> None:
+    def test_last_links_follow_continue_as_new_chains(self, store: Store) -> None:
         lease = self.claimed(store, "r1")
 
         def continue_run(tx: Transaction) -> None:
@@ -236,9 +236,9 @@ class StoreContract(AdminContract, ScheduleContract):
             store.create_run(tx, new("r2"))
 
         self.write(store, continue_run)
-        last = self.write(store, lambda tx: store.last_link(tx, "r1"))
-        assert last is not None and last.run_id == "r2"
-        assert self.write(store, lambda tx: store.last_link(tx, "nobody")) is None
+        self.write(store, lambda tx: store.create_run(tx, new("r3")))
+        links = self.write(store, lambda tx: store.last_links(tx, ["r1", "r3", "nobody"]))
+        assert {start: row.run_id for start, row in links.items()} == {"r1": "r2", "r3": "r3"}
 
     # -- leases and reads ----------------------------------------------------------------------
     def test_renewals_and_releases_count_what_the_owner_holds(self, store: Store) -> None:

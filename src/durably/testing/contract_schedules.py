@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+from durably.records import RunFilter
 from durably.schedules import ScheduleSpec
 from durably.stores.base import Store, Transaction
 from durably.testing.contract_base import WORKFLOW, ContractBase, new
@@ -57,8 +58,8 @@ class ScheduleContract(ContractBase):
 
         def fire(tx: Transaction) -> list[str]:
             rows = store.due_schedules(tx, 5)
-            for row in rows:
-                store.save_state(tx, row.spec.id, replace(row.state, due_at=4e12, started=1))
+            states = [(r.spec.id, replace(r.state, due_at=4e12, started=1)) for r in rows]
+            store.save_states(tx, states)
             return [r.spec.id for r in rows]
 
         def worker() -> None:
@@ -80,13 +81,13 @@ class ScheduleContract(ContractBase):
         self.write(store, lambda tx: store.insert_schedule(tx, spec("s"), due()))
 
         def fire(tx: Transaction, run_id: str, nominal: float) -> None:
-            store.create_run(tx, new(run_id))
-            store.add_tick(tx, run_id, "s", nominal, "tick")
-            store.add_tick(tx, run_id, "s", nominal, "tick")  # recorded once
+            store.create_runs(tx, [new(run_id), new(run_id)])  # created once
+            store.add_ticks(tx, [(run_id, "s", nominal, "tick")] * 2)  # recorded once
 
         self.write(store, lambda tx: fire(tx, "s@1", 60.0))
         self.write(store, lambda tx: fire(tx, "s@2", 120.0))
         assert [t.run_id for t in store.ticks("s", 10)] == ["s@2", "s@1"]
+        assert [r.run_id for r in store.list_runs(RunFilter(), 10)] == ["s@2", "s@1"]
         tick = store.tick_of_run("s@1")
         assert tick is not None and (tick.schedule_id, tick.nominal, tick.kind) == ("s", 60, "tick")
         assert store.tick_of_run("other") is None

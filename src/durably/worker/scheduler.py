@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from durably import crashpoints
 from durably.errors import StoreError
-from durably.records import NewRun, RunRow
+from durably.records import NewRun
 from durably.schedules import ScheduleSpec, tick_run_id
 from durably.stores.base import Store, Transaction
-from durably.ticking import ScheduleRow, advance
+from durably.ticking import ScheduleRow, ScheduleState, advance
 
 log = logging.getLogger("durably.schedules")
 
@@ -34,45 +34,48 @@ POLL = 1.0
 BATCH = 200
 
 
-def start_tick(
-    store: Store, tx: Transaction, spec: ScheduleSpec, nominal: float, kind: str, run_id: str
+def start_ticks(
+    store: Store, tx: Transaction, ticks: Sequence[tuple[ScheduleSpec, float, str, str]]
 ) -> None:
-    """Start the run of one tick (nothing if it exists: the tick ran) and record it."""
-    store.create_run(
-        tx,
+    """Start the run of each tick ``(spec, nominal, kind, run_id)`` (nothing for one that
+    exists: the tick ran) and record the tick."""
+    news = [
         NewRun(
-            run_id=run_id,
-            workflow=spec.workflow,
-            input=spec.input,
-            queue=spec.queue,
-            priority=spec.priority,
-        ),
-    )
-    store.add_tick(tx, run_id, spec.id, nominal, kind)
+            run_id=run_id, workflow=s.workflow, input=s.input, queue=s.queue, priority=s.priority
+        )
+        for s, _, _, run_id in ticks
+    ]
+    store.create_runs(tx, news)
+    store.add_ticks(tx, [(run_id, s.id, nominal, kind) for s, nominal, kind, run_id in ticks])
 
 
-def running_link(store: Store, tx: Transaction, run_id: str | None) -> RunRow | None:
-    """The run of the chain ``run_id`` began (continue-as-new) that has not ended, if any."""
-    last = None if run_id is None else store.last_link(tx, run_id)
-    return last if last is not None and not last.status.terminal else None
+def decide(store: Store, tx: Transaction, rows: Sequence[ScheduleRow], now: float) -> list[str]:
+    """Decide these due schedules (their rows held by ``tx``); the ids of the runs started.
 
-
-def decide(store: Store, tx: Transaction, row: ScheduleRow, now: float) -> list[str]:
-    """Decide one due schedule (its row held by ``tx``); the ids of the runs started."""
-    spec, state = row.spec, row.state
-    running = running_link(store, tx, state.last_run)
-    plan = advance(spec, state, now, running is not None)
-    if plan.cancel_last and running is not None:
-        reason = f"schedule {spec.id!r} started a newer run (overlap='cancel_other')"
-        store.cancel_run(tx, running.run_id, reason)
-    started = []
-    for nominal in plan.starts:
-        run_id = tick_run_id(spec.id, nominal)
-        start_tick(store, tx, spec, nominal, "tick", run_id)
-        started.append(run_id)
-    new = plan.state if not started else replace(plan.state, last_run=started[-1])
-    store.save_state(tx, spec.id, new)
-    return started
+    A few statements for the whole batch: one read of the schedules' last runs, the
+    runs and ticks inserted together, the states saved together.
+    """
+    lasts = [row.state.last_run for row in rows if row.state.last_run is not None]
+    links = store.last_links(tx, lasts)
+    ticks: list[tuple[ScheduleSpec, float, str, str]] = []
+    states: list[tuple[str, ScheduleState]] = []
+    for row in rows:
+        spec, state = row.spec, row.state
+        running = None if state.last_run is None else links.get(state.last_run)
+        if running is not None and running.status.terminal:
+            running = None
+        plan = advance(spec, state, now, running is not None)
+        if plan.cancel_last and running is not None:
+            reason = f"schedule {spec.id!r} started a newer run (overlap='cancel_other')"
+            store.cancel_run(tx, running.run_id, reason)
+        run_ids = [tick_run_id(spec.id, nominal) for nominal in plan.starts]
+        ticks += [(spec, n, "tick", r) for n, r in zip(plan.starts, run_ids, strict=True)]
+        states.append(
+            (spec.id, replace(plan.state, last_run=run_ids[-1]) if run_ids else plan.state)
+        )
+    start_ticks(store, tx, ticks)
+    store.save_states(tx, states)
+    return [run_id for *_, run_id in ticks]
 
 
 class Scheduler:
@@ -124,7 +127,7 @@ class Scheduler:
     def _batch(self, tx: Transaction) -> tuple[int, list[str]]:
         rows = self._store.due_schedules(tx, BATCH)
         now = self._store.now()
-        started = [run for row in rows for run in decide(self._store, tx, row, now)]
+        started = decide(self._store, tx, rows, now) if rows else []
         if started:
             crashpoints.hit("schedule.before_commit")
         return len(rows), started

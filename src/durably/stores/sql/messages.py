@@ -14,7 +14,7 @@ from durably.errors import ErrorInfo, InvalidRunState
 from durably.records import JournalEntry, Lease, RunRow, RunStatus
 from durably.stores.base import Transaction
 from durably.stores.sql.rows import RUN_COLUMNS, error_from_text, error_text, run_from_row
-from durably.stores.sql.statements import execute
+from durably.stores.sql.statements import execute, placeholders
 
 _DONE = tuple(s.value for s in RunStatus if s.terminal)
 
@@ -68,14 +68,23 @@ class MessageSql:
         return (True, rows[0][0]) if rows else (False, None)
 
     # -- continue-as-new chains ------------------------------------------------------
-    def last_link(self, tx: Transaction, run_id: str) -> RunRow | None:
-        statement = self.inline(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?")
-        while True:
-            rows = execute(tx, statement, (run_id,)).fetchall()
-            row = run_from_row(rows[0]) if rows else None
-            if row is None or row.continued_to is None:
-                return row
-            run_id = row.continued_to
+    def last_links(self, tx: Transaction, run_ids: Sequence[str]) -> dict[str, RunRow]:
+        links: dict[str, RunRow] = {}
+        origins = {run_id: run_id for run_id in run_ids}  # a chain's next link -> its start
+        while origins:
+            ids = list(origins)
+            following: dict[str, str] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                where = f"WHERE run_id IN ({placeholders(len(chunk))})"
+                statement = self.inline(f"SELECT {RUN_COLUMNS} FROM runs {where}")
+                for row in map(run_from_row, execute(tx, statement, chunk).fetchall()):
+                    if row.continued_to is None:
+                        links[origins[row.run_id]] = row
+                    else:
+                        following[row.continued_to] = origins[row.run_id]
+            origins = following
+        return links
 
     # -- cancellation --------------------------------------------------------------
     def cancel_run(self, tx: Transaction, run_id: str, reason: str) -> bool:

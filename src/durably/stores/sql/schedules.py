@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from durably.records import NewRun
 from durably.schedules import ScheduleSpec
 from durably.stores.base import Transaction
 from durably.stores.sql.rows import SCHEDULE_COLUMNS
-from durably.stores.sql.statements import execute, placeholders
+from durably.stores.sql.statements import execute, execute_many, placeholders
 from durably.ticking import ScheduleRow, ScheduleState, Tick
 
 
@@ -78,8 +79,23 @@ class ScheduleSql:
     def update_schedule(self, tx: Transaction, spec: ScheduleSpec, state: ScheduleState) -> None:
         execute(tx, self.sql("update_schedule"), (*_values(spec, state), spec.id))
 
-    def save_state(self, tx: Transaction, schedule_id: str, state: ScheduleState) -> None:
-        execute(tx, self.sql("save_schedule_state"), (*_state(state), schedule_id))
+    def save_states(self, tx: Transaction, states: Sequence[tuple[str, ScheduleState]]) -> None:
+        rows = [(*_state(state), schedule_id) for schedule_id, state in states]
+        if rows:
+            execute_many(tx, self.sql("save_schedule_state"), rows)
+
+    def create_runs(self, tx: Transaction, news: Sequence[NewRun]) -> None:
+        if any(n.parent_id is not None or n.owner is not None for n in news):
+            raise ValueError("create_runs makes pending runs with no parent and no owner")
+        rows = [
+            (
+                *(n.run_id, n.workflow, n.input, n.queue, n.priority, n.idempotency_key),
+                *(n.run_id, n.partition_key, n.delay),
+            )
+            for n in news
+        ]
+        if rows:
+            execute_many(tx, self.sql("create_runs"), rows)
 
     def lock_schedule(self, tx: Transaction, schedule_id: str) -> ScheduleRow | None:
         row = execute(tx, self.sql("lock_schedule"), (schedule_id,)).fetchone()
@@ -106,10 +122,9 @@ class ScheduleSql:
         rows = self._read(self.sql("next_schedule_due"))
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
-    def add_tick(
-        self, tx: Transaction, run_id: str, schedule_id: str, nominal: float, kind: str
-    ) -> None:
-        execute(tx, self.sql("add_tick"), (run_id, schedule_id, nominal, kind))
+    def add_ticks(self, tx: Transaction, ticks: Sequence[tuple[str, str, float, str]]) -> None:
+        if ticks:
+            execute_many(tx, self.sql("add_tick"), ticks)
 
     def ticks(self, schedule_id: str, limit: int) -> list[Tick]:
         return [_tick(r) for r in self._read(self.sql("recent_ticks"), (schedule_id, limit))]

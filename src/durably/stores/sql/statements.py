@@ -74,3 +74,8 @@ def pyformat(statement: str) -> str:
 def execute(tx: Transaction, statement: str, params: Sequence[Any] = ()) -> Any:
     """Run one statement in an open SQL transaction (a DB-API connection); its cursor."""
     return tx.execute(statement, params)  # type: ignore[attr-defined]
+
+
+def execute_many(tx: Transaction, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one statement once per row of parameters (pipelined by drivers that can)."""
+    tx.cursor().executemany(statement, rows)  # type: ignore[attr-defined]

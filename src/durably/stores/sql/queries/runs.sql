@@ -11,6 +11,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?,
     CASE WHEN ? THEN durably_now() END, durably_now(), durably_now())
 ON CONFLICT DO NOTHING
 
+-- name: create_runs
+-- Pending runs with no parent and no owner (a schedule's ticks), one per row.
+INSERT INTO runs (run_id, workflow, status, input, queue, priority,
+    idempotency_key, root_id, partition_key, epoch, available_at, attempts,
+    created_at, updated_at)
+VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, durably_now() + ?, 0, durably_now(),
+    durably_now())
+ON CONFLICT DO NOTHING
+
 -- name: existing_runs
 SELECT {run_columns} FROM runs WHERE run_id = ? OR idempotency_key = ?
 
