@@ -10,6 +10,13 @@ writer).
 Events of a step carry what replay skips: ``step_started`` and ``step_finished``
 are emitted only when the step's body really runs, never when its recorded
 result is replayed.
+
+Three methods are more than notifications. ``run_starting`` is asked, in the code
+that starts a run (a caller, a parent run, a schedule's tick), for a carrier to
+store with the run (a trace context); ``run_executing`` and ``step_executing``
+return context managers that the engine enters around one execution of a run (on
+the thread or task that executes it) and around one attempt of a step's body, so
+what they set up (a current span) is current for the user's code inside.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TypeVar
 
 from durably.errors import ErrorInfo
@@ -25,6 +34,29 @@ from durably.records import RunStatus
 
 log = logging.getLogger("durably.hooks")
 E = TypeVar("E")
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarting:
+    """A run is about to be written: by a caller (``origin="start"``), by its parent
+    run (``"child"``), by a schedule's tick (``"schedule"``)."""
+
+    run_id: str
+    workflow: str
+    queue: str
+    origin: str
+    parent_id: str | None = None
+    schedule_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """A run was created (its write committed; not for a start that found its run)."""
+
+    run_id: str
+    workflow: str
+    queue: str
+    origin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +69,12 @@ class RunClaimed:
     owner: str
     attempt: int  # executions of this run so far, this one included
     replaying: bool  # the run has a journal: this execution replays it first
+    #: Taken back from a worker that died or whose lease ran out.
+    recovered: bool = False
+    waited: float = 0.0  # seconds from when it was due to this claim (0: started here)
+    parent_id: str | None = None
+    trace: str | None = None  # what ``run_starting`` gave to store with the run
+    created_at: float = 0.0  # store time
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +120,8 @@ class RunEnded:
     workflow: str
     status: RunStatus
     error: ErrorInfo | None = None
+    seconds: float = 0.0  # from its creation to its end
+    queue: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +134,37 @@ class RunLost:
 
 
 @dataclass(frozen=True, slots=True)
+class RunReleased:
+    """This worker gave a run up unfinished: the database failed one of its writes (the
+    run is released for a later execution, here or elsewhere)."""
+
+    run_id: str
+    workflow: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSent:
+    """A signal was sent to a run (the send committed), from the code that sent it."""
+
+    run_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicksDecided:
+    """A worker decided a due schedule: what became of the ticks due since its last
+    decision (counts; ``started`` are runs written with the decision)."""
+
+    schedule_id: str
+    workflow: str
+    started: int
+    skipped: int
+    buffered: int
+    missed: int
+
+
+@dataclass(frozen=True, slots=True)
 class BatchCommitted:
     """The group-commit writer committed one transaction of ``size`` writes."""
 
@@ -101,26 +172,54 @@ class BatchCommitted:
     seconds: float
 
 
+Scope = AbstractContextManager[object]
+
+
 class Subscriber:
     """Override the methods of the events to receive; the others cost nothing."""
 
+    def run_starting(self, event: RunStarting) -> str | None:
+        """A carrier (text) to store with the run, given back in :class:`RunClaimed`."""
+        return None
+
+    def run_started(self, event: RunStarted) -> None: ...
     def run_claimed(self, event: RunClaimed) -> None: ...
+
+    def run_executing(self, event: RunClaimed) -> Scope:
+        """Entered around one execution of the run, on the thread or task running it."""
+        raise NotImplementedError
+
     def step_started(self, event: StepStarted) -> None: ...
+
+    def step_executing(self, event: StepStarted) -> Scope:
+        """Entered around one attempt of a step's body (never for a replayed step)."""
+        raise NotImplementedError
+
     def step_finished(self, event: StepFinished) -> None: ...
     def run_suspended(self, event: RunSuspended) -> None: ...
     def run_ended(self, event: RunEnded) -> None: ...
     def run_lost(self, event: RunLost) -> None: ...
+    def run_released(self, event: RunReleased) -> None: ...
     def batch_committed(self, event: BatchCommitted) -> None: ...
+    def signal_sent(self, event: SignalSent) -> None: ...
+    def ticks_decided(self, event: TicksDecided) -> None: ...
 
 
 _EVENTS = (
+    "run_starting",
+    "run_started",
     "run_claimed",
+    "run_executing",
     "step_started",
+    "step_executing",
     "step_finished",
     "run_suspended",
     "run_ended",
     "run_lost",
+    "run_released",
     "batch_committed",
+    "signal_sent",
+    "ticks_decided",
 )
 
 
@@ -128,13 +227,20 @@ class Hooks:
     """The subscribers of one engine, as one tuple of callbacks per event."""
 
     def __init__(self) -> None:
+        self.run_starting: tuple[Callable[[RunStarting], str | None], ...] = ()
+        self.run_started: tuple[Callable[[RunStarted], None], ...] = ()
         self.run_claimed: tuple[Callable[[RunClaimed], None], ...] = ()
+        self.run_executing: tuple[Callable[[RunClaimed], Scope], ...] = ()
         self.step_started: tuple[Callable[[StepStarted], None], ...] = ()
+        self.step_executing: tuple[Callable[[StepStarted], Scope], ...] = ()
         self.step_finished: tuple[Callable[[StepFinished], None], ...] = ()
         self.run_suspended: tuple[Callable[[RunSuspended], None], ...] = ()
         self.run_ended: tuple[Callable[[RunEnded], None], ...] = ()
         self.run_lost: tuple[Callable[[RunLost], None], ...] = ()
+        self.run_released: tuple[Callable[[RunReleased], None], ...] = ()
         self.batch_committed: tuple[Callable[[BatchCommitted], None], ...] = ()
+        self.signal_sent: tuple[Callable[[SignalSent], None], ...] = ()
+        self.ticks_decided: tuple[Callable[[TicksDecided], None], ...] = ()
         self._lock = threading.Lock()
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
@@ -165,15 +271,75 @@ def emit(listeners: tuple[Callable[[E], None], ...], event: E) -> None:
             log.exception("a hook subscriber failed on %s", type(event).__name__)
 
 
+def carrier(
+    listeners: tuple[Callable[[RunStarting], str | None], ...], event: RunStarting
+) -> str | None:
+    """The first carrier the ``run_starting`` listeners give (None if none gives one)."""
+    for listener in listeners:
+        try:
+            found = listener(event)
+        except Exception:
+            log.exception("a hook subscriber failed on RunStarting")
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+class Scoped(AbstractContextManager[None]):
+    """Enter the scopes the listeners give for ``event``; leave them in reverse order.
+
+    A listener that raises, entering or leaving, is logged and skipped: the user's code
+    runs whatever the subscribers do.
+    """
+
+    __slots__ = ("_entered", "_event", "_listeners")
+
+    def __init__(self, listeners: tuple[Callable[[E], Scope], ...], event: E) -> None:
+        self._listeners: tuple[Callable[[object], Scope], ...] = listeners  # type: ignore[assignment]
+        self._event: object = event
+        self._entered: list[Scope] = []
+
+    def __enter__(self) -> None:
+        for listener in self._listeners:
+            try:
+                scope = listener(self._event)
+                scope.__enter__()
+            except Exception:
+                log.exception("a hook subscriber failed on %s", type(self._event).__name__)
+            else:
+                self._entered.append(scope)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        while self._entered:
+            try:
+                self._entered.pop().__exit__(kind, error, tb)
+            except Exception:
+                log.exception("a hook subscriber failed leaving %s", type(self._event).__name__)
+
+
 __all__ = [
     "BatchCommitted",
     "Hooks",
     "RunClaimed",
     "RunEnded",
     "RunLost",
+    "RunReleased",
+    "RunStarted",
+    "RunStarting",
     "RunSuspended",
+    "Scope",
+    "Scoped",
+    "SignalSent",
     "StepFinished",
     "StepStarted",
     "Subscriber",
+    "TicksDecided",
+    "carrier",
     "emit",
 ]

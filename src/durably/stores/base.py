@@ -131,6 +131,12 @@ class AdminStore(Protocol):
         """Per lease owner, how many runs it holds now."""
         ...
 
+    def queue_stats(self) -> list[tuple[str, str, int, float | None]]:
+        """Runs not ended, by ``(queue, status, count, oldest)``: ``oldest`` is the
+        earliest ``available_at`` (store time) of those due now and held by no live
+        lease (waiting for a worker), None if none is."""
+        ...
+
     def events(self, run_id: str) -> list[tuple[str, str | None, float]]:
         """Every event the run set: ``(key, encoded value, store time set)``, by key."""
         ...

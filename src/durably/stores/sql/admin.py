@@ -100,6 +100,9 @@ class AdminSql:
         statement = self.inline(f"SELECT COUNT(*) FROM runs WHERE {condition}")
         return int(self._read(statement, params)[0][0])
 
+    def queue_stats(self) -> list[tuple[str, str, int, float | None]]:
+        return [(q, st, int(n), o) for q, st, n, o in self._read(self.sql("queue_stats"))]
+
     def history(self, run_id: str) -> list[tuple[float, str, dict[str, Any]]]:
         rows = self._read(self.sql("history"), (run_id,))
         return [(at, kind, json.loads(detail) if detail else {}) for at, kind, detail in rows]

@@ -62,8 +62,9 @@ class ClaimSql:
             target, params = f"run_id IN ({placeholders(len(ids))})", ids
         rows = execute(tx, self.sql("claim", target=target), (owner, lease, *params)).fetchall()
         runs = [run_from_row(r) for r in rows]
-        self._record_claims(tx, owner, runs, [r[-1] for r in rows])
-        return self._with_journals(tx, runs)
+        sources = [r[-1] for r in rows]
+        self._record_claims(tx, owner, runs, sources)
+        return self._with_journals(tx, runs, sources)
 
     def _record_claims(
         self, tx: Transaction, owner: str, runs: list[RunRow], sources: list[str | None]
@@ -107,7 +108,9 @@ class ClaimSql:
         rows = execute(tx, statement, (*params, queue.name, queue.partition_concurrency, limit))
         return [r[0] for r in rows]
 
-    def _with_journals(self, tx: Transaction, runs: list[RunRow]) -> list[Claim]:
+    def _with_journals(
+        self, tx: Transaction, runs: list[RunRow], sources: list[str | None]
+    ) -> list[Claim]:
         """Load the journals of claimed runs, all in one query."""
         if not runs:
             return []
@@ -115,4 +118,7 @@ class ClaimSql:
         statement = self.sql("journals", ids=placeholders(len(runs)))
         for row in execute(tx, statement, [r.run_id for r in runs]):
             journals[row[0]].append(entry_from_row(row[1:]))
-        return [Claim(r, tuple(journals[r.run_id])) for r in runs]
+        return [
+            Claim(r, tuple(journals[r.run_id]), source)
+            for r, source in zip(runs, sources, strict=True)
+        ]

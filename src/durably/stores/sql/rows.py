@@ -12,7 +12,8 @@ from durably.records import EntryStatus, JournalEntry, RunRow, RunStatus, Worker
 RUN_COLUMNS = (
     "run_id, workflow, status, input, output, error, current_step, queue, priority, "
     "idempotency_key, parent_id, attempts, epoch, owner, created_at, updated_at, "
-    "cancel_requested, continued_to, partition_key, available_at, recoveries, lease_until"
+    "cancel_requested, continued_to, partition_key, available_at, recoveries, lease_until, "
+    "trace"
 )
 ENTRY_COLUMNS = (
     "seq, kind, name, status, output, error, attempts, started_at, finished_at, call_site"
@@ -76,6 +77,7 @@ def run_from_row(row: Sequence[Any]) -> RunRow:
         available_at=row[19],
         recoveries=row[20],
         lease_until=row[21],
+        trace=row[22],
     )
 
 

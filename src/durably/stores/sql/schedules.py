@@ -90,7 +90,7 @@ class ScheduleSql:
         rows = [
             (
                 *(n.run_id, n.workflow, n.input, n.queue, n.priority, n.idempotency_key),
-                *(n.run_id, n.partition_key, n.delay),
+                *(n.run_id, n.partition_key, n.delay, n.trace),
             )
             for n in news
         ]

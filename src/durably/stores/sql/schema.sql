@@ -29,7 +29,8 @@ CREATE TABLE runs (
     recoveries INTEGER NOT NULL DEFAULT 0,
     progress INTEGER NOT NULL DEFAULT -1,
     orphaned INTEGER NOT NULL DEFAULT 0,
-    claimed_from TEXT
+    claimed_from TEXT,
+    trace TEXT
 );
 CREATE UNIQUE INDEX runs_idempotency ON runs (idempotency_key)
     WHERE idempotency_key IS NOT NULL;

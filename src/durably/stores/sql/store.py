@@ -131,6 +131,7 @@ class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
                 new.delay,
                 1 if claimed else 0,
                 claimed,
+                new.trace,
             ),
         )
         if cur.rowcount == 1:
@@ -153,6 +154,7 @@ class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
                 created_at=now,
                 updated_at=now,
                 partition_key=new.partition_key,
+                trace=new.trace,
             )
             return row, True
         existing = execute(

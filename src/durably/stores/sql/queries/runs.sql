@@ -4,19 +4,19 @@
 -- Claimed at once when an owner is given (the in-process fast path).
 INSERT INTO runs (run_id, workflow, status, input, queue, priority,
     idempotency_key, parent_id, root_id, partition_key, owner, epoch, lease_until,
-    available_at, attempts, started_at, created_at, updated_at)
+    available_at, attempts, started_at, trace, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?,
     COALESCE(?, (SELECT root_id FROM runs WHERE run_id = ?), ?), ?, ?, ?,
     durably_now() + ?, durably_now() + ?, ?,
-    CASE WHEN ? THEN durably_now() END, durably_now(), durably_now())
+    CASE WHEN ? THEN durably_now() END, ?, durably_now(), durably_now())
 ON CONFLICT DO NOTHING
 
 -- name: create_runs
 -- Pending runs with no parent and no owner (a schedule's ticks), one per row.
 INSERT INTO runs (run_id, workflow, status, input, queue, priority,
-    idempotency_key, root_id, partition_key, epoch, available_at, attempts,
+    idempotency_key, root_id, partition_key, epoch, available_at, attempts, trace,
     created_at, updated_at)
-VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, durably_now() + ?, 0, durably_now(),
+VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, 0, durably_now() + ?, 0, ?, durably_now(),
     durably_now())
 ON CONFLICT DO NOTHING
 
