@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         WorkflowTimedOut,
     )
     from durably.handle import RunHandle
+    from durably.logs import get_logger
     from durably.operating import RunPage
     from durably.queues import Queue
     from durably.records import HistoryEvent, Run, RunInfo, RunStatus, StepRecord
@@ -102,6 +103,7 @@ _HOMES = {
     "WorkflowTimedOut": "durably.errors",
     "RunHandle": "durably.handle",
     "Queue": "durably.queues",
+    "get_logger": "durably.logs",
     "RunPage": "durably.operating",
     "HistoryEvent": "durably.records",
     "Run": "durably.records",
@@ -177,6 +179,7 @@ __all__ = [
     "compensate",
     "continue_as_new",
     "current_run",
+    "get_logger",
     "gather",
     "heartbeat",
     "is_cancelled",

@@ -14,7 +14,7 @@ from durably.committer import Committer
 from durably.durations import parse_duration
 from durably.errors import InvalidRunState, RunNotFound, WorkflowNotFound
 from durably.handle import RunHandle
-from durably.hooks import Hooks
+from durably.hooks import Hooks, SignalSent, emit
 from durably.names import check_name, check_optional
 from durably.operating import Operations
 from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id, why_waiting
@@ -303,13 +303,13 @@ class Engine(Starter, Operations):
             RunNotFound: no such run. InvalidRunState: the run has ended.
         """
         self.committer.run(self._signal(run_id, name, payload, idempotency_key))
-        self._signalled()
+        self._signalled(run_id, name)
 
     async def send_signal_async(
         self, run_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None
     ) -> None:
         await self.committer.run_async(self._signal(run_id, name, payload, idempotency_key))
-        self._signalled()
+        self._signalled(run_id, name)
 
     def _signal(
         self, run_id: str, name: str, payload: Any, idempotency_key: str | None
@@ -319,7 +319,9 @@ class Engine(Starter, Operations):
         key = check_optional("idempotency_key", idempotency_key) or new_run_id()
         return lambda tx: self.store.send_signal(tx, run_id, name, text, key)
 
-    def _signalled(self) -> None:
+    def _signalled(self, run_id: str, name: str) -> None:
+        if self.hooks.signal_sent:
+            emit(self.hooks.signal_sent, SignalSent(run_id, name))
         if self._executor is not None:
             self._executor.poke()
 

@@ -167,6 +167,8 @@ class RunRow:
     #: Times in a row it was taken back from a worker that died executing it, no progress.
     recoveries: int = 0
     lease_until: float | None = None  # store time the owner's lease runs out
+    #: What a hook gave to store with the run when it started (a trace context).
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,7 @@ class NewRun:
     #: The tree it belongs to (a continue-as-new successor keeps its chain's); None:
     #: its parent's, or its own when it has no parent.
     root_id: str | None = None
+    trace: str | None = None  # what a hook gave to store with it (a trace context)
 
     def check_same(self, existing: RunRow) -> None:
         """Raise :class:`IdempotencyConflict` unless ``existing`` (the run this start's id
@@ -321,6 +324,8 @@ class Claim:
 
     run: RunRow
     journal: tuple[JournalEntry, ...]
+    #: The worker it was taken back from (one that died, or whose lease ran out).
+    recovered_from: str | None = None
 
     @property
     def lease(self) -> Lease:

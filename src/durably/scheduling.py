@@ -28,7 +28,7 @@ from durably.schedules import (
 from durably.serialization import encode_call
 from durably.stores.base import Store, Transaction
 from durably.ticking import ScheduleRow, ScheduleState, Tick, first_state
-from durably.worker.scheduler import start_ticks
+from durably.worker.scheduler import TickStart, start_ticks, started_hooks
 
 if TYPE_CHECKING:
     from durably.handle import RunHandle
@@ -208,11 +208,15 @@ class Schedules:
         is ``"trigger"``); later ticks see it for their overlap policy."""
         run_id = f"{schedule_id}@trigger-{new_run_id()}"
 
+        started: builtins.list[TickStart] = []
+
         def trigger(tx: Transaction, row: ScheduleRow) -> ScheduleRow:
-            start_ticks(self._store, tx, [(row.spec, self._store.now(), "trigger", run_id)])
+            started[:] = [(row.spec, self._store.now(), "trigger", run_id)]
+            start_ticks(self._store, tx, started, self._engine.hooks)
             return _with(row, replace(row.state, last_run=run_id))
 
         self._change(schedule_id, trigger)
+        started_hooks(self._engine.hooks, started)
         self._engine._woken()
         return self._engine.handle(run_id)  # type: ignore[no-any-return]
 
@@ -235,9 +239,9 @@ class Schedules:
         created = 0
         for i in range(0, len(ticks), 500):
             chunk = ticks[i : i + 500]
-            created += self._store.transact(
-                functools.partial(self._backfill, spec=spec, ticks=chunk)
-            )
+            new = self._store.transact(functools.partial(self._backfill, spec=spec, ticks=chunk))
+            started_hooks(self._engine.hooks, new)
+            created += len(new)
         self._engine._woken()
         return Backfilled(created=created, existed=len(ticks) - created)
 
@@ -370,7 +374,9 @@ class Schedules:
         self._changed()
         return self.get(schedule_id)
 
-    def _backfill(self, tx: Transaction, spec: ScheduleSpec, ticks: builtins.list[float]) -> int:
+    def _backfill(
+        self, tx: Transaction, spec: ScheduleSpec, ticks: builtins.list[float]
+    ) -> builtins.list[TickStart]:
         run_ids = [tick_run_id(spec.id, nominal) for nominal in ticks]
         ran = self._store.last_links(tx, run_ids)
         new = [
@@ -378,8 +384,8 @@ class Schedules:
             for nominal, run_id in zip(ticks, run_ids, strict=True)
             if run_id not in ran
         ]
-        start_ticks(self._store, tx, new)
-        return len(new)
+        start_ticks(self._store, tx, new, self._engine.hooks)
+        return new
 
     def _changed(self) -> None:
         executor = self._engine.executor

@@ -24,6 +24,7 @@ from durably.durations import parse_duration
 from durably.errors import WorkflowNotFound
 from durably.handle import RunHandle, RunSource
 from durably.handoff import Waiter, inbox, resolve
+from durably.hooks import Hooks, RunStarted, RunStarting, carrier, emit
 from durably.names import check_name, check_optional
 from durably.records import Claim, NewRun, RunRow, new_run_id
 from durably.registry import Workflow
@@ -83,6 +84,7 @@ class Launcher(RunSource, Protocol):
     """What starting runs needs from the engine."""
 
     committer: Committer
+    hooks: Hooks
     execute: bool
     lease: float
     max_payload: int
@@ -207,8 +209,13 @@ class Starter:
         wait = options.wait
         executor = launcher.executor
         direct = executor is not None and not wait and executor.has_room(options.queue, name)
+        run_id = options.run_id or new_run_id()
+        hooks = launcher.hooks
+        trace = None
+        if hooks.run_starting:  # here, in the caller's context (its current span)
+            trace = carrier(hooks.run_starting, RunStarting(run_id, name, options.queue, "start"))
         new = NewRun(
-            run_id=options.run_id or new_run_id(),
+            run_id=run_id,
             workflow=name,
             input=text,
             idempotency_key=options.idempotency_key,
@@ -218,6 +225,7 @@ class Starter:
             partition_key=options.partition_key,
             owner=executor.owner if direct and executor is not None else None,
             lease=launcher.lease,
+            trace=trace,
         )
         return new, Any if fn is None else return_hint(fn)
 
@@ -236,6 +244,10 @@ class Starter:
         store, executor = launcher.store, launcher.executor
         row, created = yield Write(lambda tx: _create(store, tx, new))
         crashpoints.hit("start.after_create")
+        if created and launcher.hooks.run_started:
+            emit(
+                launcher.hooks.run_started, RunStarted(row.run_id, row.workflow, row.queue, "start")
+            )
         # Only a run this call created is dispatched here. (A run claimed by a create
         # whose commit reported an error is not running; its lease is not renewed, so
         # it expires and any worker claims it.)

@@ -19,6 +19,7 @@ EXPECTED = {
     "WorkflowTimedOut",
     "heartbeat",
     "current_run",
+    "get_logger",
     "RunInfo",
     "Backoff",
     "ChildFailed",

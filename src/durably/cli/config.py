@@ -88,6 +88,8 @@ KEYS: dict[str, Callable[[Any], Any]] = {
     "queues": _names,
     "workflows": _names,
     "log_level": _level,
+    "log_format": _choice("text", "json"),
+    "metrics_port": _count,
     "concurrency": _positive_int,
     "lease": _duration,
     "poll_interval": _duration,

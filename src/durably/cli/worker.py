@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import signal
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 import click
 
+from durably import logs
 from durably.cli.config import Config
 from durably.cli.output import USAGE, Failure
 from durably.cli.session import Session, common, with_session
@@ -122,6 +122,18 @@ def _value(config: Config, key: str) -> Any:
 @click.option("--worker-id", help="This worker's name in `durably workers` (DURABLY_WORKER_ID).")
 @click.option("--log-level", help="DEBUG, INFO (default), WARNING, ERROR (DURABLY_LOG_LEVEL).")
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="text (default), or json: one object per line with the run's context.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=1, max=65535),
+    default=None,
+    help="Serve Prometheus metrics on this port (needs durably[prometheus]).",
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(min=1),
     default=None,
@@ -147,11 +159,10 @@ def worker(s: Session, **flags: Any) -> None:  # fmt: skip
     then unfinished runs are released so other workers continue them at once.
     """
     config = s.reload(flags)
-    level = config.get("log_level", "INFO")
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(config.get("log_level", "INFO"), config.get("log_format", "text"))
     engine = worker_engine(config)
+    port = config.get("metrics_port")
+    metrics = None if port is None else _serve_metrics(engine, port)
     stop = threading.Event()
     received: list[str] = []
 
@@ -179,4 +190,18 @@ def worker(s: Session, **flags: Any) -> None:  # fmt: skip
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         engine.close()
+        if metrics is not None:
+            metrics.close()
     click.echo("durably worker: stopped")
+
+
+def _serve_metrics(engine: Engine, port: int) -> Any:
+    """Serve the engine's Prometheus metrics on ``port``; a clear failure without the extra."""
+    try:
+        from durably.contrib import prometheus
+    except ImportError as exc:
+        raise Failure(str(exc), USAGE) from None
+    try:
+        return prometheus.serve(engine, port)
+    except OSError as exc:
+        raise Failure(f"cannot serve metrics on port {port}: {exc}", USAGE) from None

@@ -6,6 +6,7 @@ from collections.abc import Coroutine
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from durably.errors import ChildFailed, ErrorInfo
+from durably.hooks import RunStarted, RunStarting, carrier, emit
 from durably.records import Claim, EntryStatus, NewRun, RunRow, RunStatus, new_run_id
 from durably.registry import Workflow
 from durably.runtime.context import RunContext, require
@@ -59,6 +60,11 @@ def _start_plan(
     text = encode_call(wf.fn, args, kwargs, what=what, limit=ctx.max_payload)
     host = ctx.host
     direct = host is not None and host.has_room("default", wf.name)
+    hooks = ctx.hooks
+    trace = None
+    if hooks.run_starting:  # in the parent's execution (its current span)
+        starting = RunStarting(child_id, wf.name, "default", "child", parent_id=ctx.run_id)
+        trace = carrier(hooks.run_starting, starting)
     child = NewRun(
         run_id=child_id,
         workflow=wf.name,
@@ -66,6 +72,7 @@ def _start_plan(
         parent_id=ctx.run_id,
         owner=host.owner if direct and host is not None else None,
         lease=host.lease if host is not None else 0.0,
+        trace=trace,
     )
     started = ctx.entry(seq, "child", wf.name, site, dumps(child_id, what="a child id"))
     store, lease = ctx.store, ctx.lease
@@ -79,6 +86,8 @@ def _start_plan(
         return row, created
 
     row, created = yield ctx.fenced(start)
+    if created and hooks.run_started:
+        emit(hooks.run_started, RunStarted(child_id, wf.name, row.queue, "child"))
     if created and direct and host is not None:
         host.dispatch(Claim(row, ()))
     return ChildHandle(child_id, wf.name, hint)

@@ -27,7 +27,7 @@ from durably.errors import (
     WorkflowCancelled,
     WorkflowTimedOut,
 )
-from durably.hooks import Hooks
+from durably.hooks import Hooks, RunClaimed
 from durably.records import Claim, EntryStatus, JournalEntry, RunStatus
 from durably.registry import Step, Workflow
 from durably.runtime import steps
@@ -125,6 +125,8 @@ class RunContext:
         self.fatal: NonDeterminismError | None = None
         self.lost = False  # another worker took the lease over
         self.broken = False  # the database failed one of its writes
+        #: The claim as the hooks saw it (set by the executor when someone listens).
+        self.claimed: RunClaimed | None = None
         self.current_step: str | None = None  # published by the heartbeat, not per step
         self.step_since = 0.0
         self.cancel_requested = claim.run.cancel_requested

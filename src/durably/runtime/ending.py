@@ -148,6 +148,7 @@ def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
         parent_id=run.parent_id,
         owner=host.owner if direct and host is not None else None,
         lease=host.lease if host is not None else 0.0,
+        trace=run.trace,  # the chain's trace goes on
     )
     store, lease = ctx.store, ctx.lease
 

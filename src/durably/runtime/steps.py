@@ -22,7 +22,7 @@ from durably.errors import (
     StepFailed,
     WorkflowCancelled,
 )
-from durably.hooks import Hooks, StepFinished, StepStarted, emit
+from durably.hooks import Hooks, Scoped, StepFinished, StepStarted, emit
 from durably.records import EntryStatus, JournalEntry, RunStatus
 from durably.registry import Step
 from durably.retry import RESIDENT_DELAY
@@ -77,12 +77,18 @@ def step_plan(
         attempt += 1
         scope.current_step, scope.step_since = step.name, clock.monotonic()
         this = Attempt(step.name, seq, attempt, scope.step_since, details)
-        if hooks.step_started:
-            emit(hooks.step_started, _started(scope, step, seq, attempt))
+        started_event = None
+        if hooks.step_started or hooks.step_executing:
+            started_event = _started(scope, step, seq, attempt)
+            emit(hooks.step_started, started_event)
         crashpoints.hit("step.before_body")
         try:
             try:
-                result = yield Invoke(step, args, kwargs, this)
+                if started_event is None or not hooks.step_executing:
+                    result = yield Invoke(step, args, kwargs, this)
+                else:  # the subscribers' scopes around the body (a current span)
+                    with Scoped(hooks.step_executing, started_event):
+                        result = yield Invoke(step, args, kwargs, this)
             except (KeyboardInterrupt, SystemExit) as exc:  # the body's, never the engine's
                 raise Interrupted.of(exc, f"by step {step.name!r}") from exc
             took = _took(scope)

@@ -24,7 +24,7 @@ from durably.clock import StoreTime
 from durably.committer import Committer
 from durably.errors import LeaseLost, StoreClosed, StoreError
 from durably.handoff import Inbox
-from durably.hooks import Hooks, RunClaimed, RunLost, emit
+from durably.hooks import Hooks, RunClaimed, RunLost, RunReleased, Scoped, emit
 from durably.records import Claim, WorkerInfo
 from durably.retention import Retention
 from durably.runtime.context import RunContext
@@ -34,6 +34,7 @@ from durably.stores.base import Store
 from durably.worker import claimer, running
 from durably.worker.claimer import Claimer, new_owner
 from durably.worker.heartbeat import Chores, Heartbeat
+from durably.worker.reporting import WorkerLog
 from durably.worker.scheduler import Scheduler
 from durably.worker.sweeper import Sweeper
 
@@ -66,6 +67,7 @@ class Executor:
         self.store = store
         self.committer = committer
         self.hooks = hooks
+        self._unsubscribe_log: Callable[[], None] = lambda: None
         self.clock = committer.clock
         self.time = StoreTime(self.clock, store.now)
         self.owner = new_owner(worker_id)
@@ -126,7 +128,9 @@ class Executor:
             self.claimer.thread,
         ]
         #: Fires due schedules (every worker: no leader; see worker/scheduler.py).
-        self.scheduler = Scheduler(store, stop=self._stop, on_started=lambda _: self.poke())
+        self.scheduler = Scheduler(
+            store, stop=self._stop, on_started=lambda _: self.poke(), hooks=hooks
+        )
         self._threads.append(self.scheduler.thread)
         self.sweeper: Sweeper | None = None
         if retention is not None:
@@ -137,6 +141,7 @@ class Executor:
 
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
+        self._unsubscribe_log = self.hooks.subscribe(WorkerLog())
         self.time.measure()  # before any run computes a timer with it
         try:
             self.announce()
@@ -144,6 +149,14 @@ class Executor:
             log.warning("announcing worker %s failed (%s); retrying", self.owner, exc)
         for thread in self._threads:
             thread.start()
+        log.info(
+            "worker %s started: store %r, queues %s, workflows %s, concurrency %d",
+            self.owner,
+            self.store,
+            ", ".join(self.queues) if self.queues is not None else "all",
+            ", ".join(sorted(self.workflow_names())) or "none",
+            self.workers,
+        )
 
     def announce(self) -> None:
         """Tell the store this executor lives, and what it executes."""
@@ -174,6 +187,8 @@ class Executor:
         """Stop claiming, let running executions end within ``grace``, release the rest."""
         self._stopping = True
         self.claimer.stop()
+        if self.inflight:
+            log.info("worker %s draining: %d runs executing", self.owner, len(self.inflight))
         deadline = self.clock.monotonic() + grace
         while self.inflight and self.clock.monotonic() < deadline:
             self.clock.sleep(0.01)  # the heartbeat keeps the leases of draining runs alive
@@ -183,10 +198,13 @@ class Executor:
             self.sweeper.thread.join(timeout=5)  # mid-batch: let that transaction end
             self.sweeper.release()
         try:
-            self.store.release_owner(self.owner)  # peers take over what is left, at once
+            released = self.store.release_owner(self.owner)  # peers take over what is left
             self.store.remove_worker(self.owner)
         except StoreError:
             log.exception("could not release leases of %s", self.owner)
+        else:
+            log.info("worker %s stopped; %d unfinished runs released", self.owner, released)
+        self._unsubscribe_log()
         for key in list(self._loop_calls):  # the loop is about to stop: tell their callers
             if (done := self._loop_calls.pop(key, None)) is not None:
                 done(False, StoreClosed(CLOSED_WHILE_STARTING))
@@ -289,12 +307,11 @@ class Executor:
         if claim.run.recoveries > self.max_recoveries:  # it may be what kills its workers
             self._end(ctx, recovery_limit(ctx, self.max_recoveries))
             return
-        if self.hooks.run_claimed:
-            run = claim.run
-            event = RunClaimed(
-                run.run_id, run.workflow, run.queue, self.owner, run.attempts, bool(claim.journal)
-            )
-            emit(self.hooks.run_claimed, event)
+        hooks = self.hooks
+        if hooks.run_claimed or hooks.run_executing:
+            ctx.claimed = self._claimed(claim)
+            if hooks.run_claimed:
+                emit(hooks.run_claimed, ctx.claimed)
         if workflow.is_async:
             if asyncio._get_running_loop() is self._loop:
                 self._loop.create_task(self._run_async(ctx))
@@ -303,14 +320,38 @@ class Executor:
         else:
             self._pool.submit(self._run_sync, ctx)
 
+    def _claimed(self, claim: Claim) -> RunClaimed:
+        run = claim.run
+        return RunClaimed(
+            run.run_id,
+            run.workflow,
+            run.queue,
+            self.owner,
+            run.attempts,
+            bool(claim.journal),
+            recovered=claim.recovered_from is not None,
+            waited=max(0.0, run.updated_at - run.available_at) if run.available_at else 0.0,
+            parent_id=run.parent_id,
+            trace=run.trace,
+            created_at=run.created_at,
+        )
+
     def _spawn(self, ctx: RunContext) -> None:
         self._loop.create_task(self._run_async(ctx))
 
     def _run_sync(self, ctx: RunContext) -> None:
-        self._end(ctx, running.run_sync(ctx, self.committer))
+        if ctx.claimed is None or not self.hooks.run_executing:
+            self._end(ctx, running.run_sync(ctx, self.committer))
+            return
+        with Scoped(self.hooks.run_executing, ctx.claimed):
+            self._end(ctx, running.run_sync(ctx, self.committer))
 
     async def _run_async(self, ctx: RunContext) -> None:
-        self._end(ctx, await running.run_async(ctx, self.committer))
+        if ctx.claimed is None or not self.hooks.run_executing:
+            self._end(ctx, await running.run_async(ctx, self.committer))
+            return
+        with Scoped(self.hooks.run_executing, ctx.claimed):
+            self._end(ctx, await running.run_async(ctx, self.committer))
 
     def _end(self, ctx: RunContext, ending: Conclusion | None) -> None:
         """Write the execution's final record; the run counts as here until it committed.
@@ -343,8 +384,9 @@ class Executor:
             if self.hooks.run_lost:
                 emit(self.hooks.run_lost, RunLost(ctx.run_id, ctx.workflow_name, ctx.lease.epoch))
         elif isinstance(done, Exception) or ctx.broken:
-            log.warning("run %s: the database failed a write (%s); releasing it", ctx.run_id, done)
             self.chores.strand(ctx.lease)
+            reason = f"the database failed a write ({done}); it is released"
+            emit(self.hooks.run_released, RunReleased(ctx.run_id, ctx.workflow_name, reason))
         elif ending is not None:
             crashpoints.hit("run.after_finish")
             running.tell_hooks(self.hooks, ctx, ending)

@@ -72,7 +72,10 @@ def tell_hooks(hooks: Hooks, ctx: RunContext, ending: Conclusion) -> None:
     """The run ended, or suspended, durably: tell the subscribers."""
     if ending.status.terminal:
         if hooks.run_ended:
-            ended = RunEnded(ctx.run_id, ctx.workflow_name, ending.status, ending.error)
+            seconds = max(0.0, ctx.store.now() - ctx.run.created_at)
+            ended = RunEnded(
+                ctx.run_id, ctx.workflow_name, ending.status, ending.error, seconds, ctx.run.queue
+            )
             emit(hooks.run_ended, ended)
     elif hooks.run_suspended:
         parked = RunSuspended(ctx.run_id, ctx.workflow_name, ending.status, ending.wake_at)

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 from durably import crashpoints
 from durably.errors import StoreError
+from durably.hooks import Hooks, RunStarted, RunStarting, TicksDecided, carrier, emit
 from durably.records import NewRun
 from durably.schedules import ScheduleSpec, tick_run_id
 from durably.stores.base import Store, Transaction
@@ -34,14 +35,21 @@ POLL = 1.0
 BATCH = 200
 
 
-def start_ticks(
-    store: Store, tx: Transaction, ticks: Sequence[tuple[ScheduleSpec, float, str, str]]
-) -> None:
-    """Start the run of each tick ``(spec, nominal, kind, run_id)`` (nothing for one that
-    exists: the tick ran) and record the tick."""
+#: A tick to start: ``(spec, nominal, kind, run_id)``.
+TickStart = tuple[ScheduleSpec, float, str, str]
+
+
+def start_ticks(store: Store, tx: Transaction, ticks: Sequence[TickStart], hooks: Hooks) -> None:
+    """Start the run of each tick (nothing for one that exists: the tick ran) and
+    record the tick."""
     news = [
         NewRun(
-            run_id=run_id, workflow=s.workflow, input=s.input, queue=s.queue, priority=s.priority
+            run_id=run_id,
+            workflow=s.workflow,
+            input=s.input,
+            queue=s.queue,
+            priority=s.priority,
+            trace=_carrier(hooks, s, run_id),
         )
         for s, _, _, run_id in ticks
     ]
@@ -49,16 +57,34 @@ def start_ticks(
     store.add_ticks(tx, [(run_id, s.id, nominal, kind) for s, nominal, kind, run_id in ticks])
 
 
-def decide(store: Store, tx: Transaction, rows: Sequence[ScheduleRow], now: float) -> list[str]:
-    """Decide these due schedules (their rows held by ``tx``); the ids of the runs started.
+def started_hooks(hooks: Hooks, ticks: Sequence[TickStart]) -> None:
+    """Tell the subscribers of the runs these ticks started (once they committed)."""
+    if hooks.run_started:
+        for spec, _, _, run_id in ticks:
+            emit(hooks.run_started, RunStarted(run_id, spec.workflow, spec.queue, "schedule"))
+
+
+def _carrier(hooks: Hooks, spec: ScheduleSpec, run_id: str) -> str | None:
+    if not hooks.run_starting:
+        return None
+    starting = RunStarting(run_id, spec.workflow, spec.queue, "schedule", schedule_id=spec.id)
+    return carrier(hooks.run_starting, starting)
+
+
+def decide(
+    store: Store, tx: Transaction, rows: Sequence[ScheduleRow], now: float, hooks: Hooks
+) -> tuple[list[TickStart], list[TicksDecided]]:
+    """Decide these due schedules (their rows held by ``tx``): the ticks started, and
+    what became of each schedule's ticks.
 
     A few statements for the whole batch: one read of the schedules' last runs, the
     runs and ticks inserted together, the states saved together.
     """
     lasts = [row.state.last_run for row in rows if row.state.last_run is not None]
     links = store.last_links(tx, lasts)
-    ticks: list[tuple[ScheduleSpec, float, str, str]] = []
+    ticks: list[TickStart] = []
     states: list[tuple[str, ScheduleState]] = []
+    decided: list[TicksDecided] = []
     for row in rows:
         spec, state = row.spec, row.state
         running = None if state.last_run is None else links.get(state.last_run)
@@ -70,12 +96,19 @@ def decide(store: Store, tx: Transaction, rows: Sequence[ScheduleRow], now: floa
             store.cancel_run(tx, running.run_id, reason)
         run_ids = [tick_run_id(spec.id, nominal) for nominal in plan.starts]
         ticks += [(spec, n, "tick", r) for n, r in zip(plan.starts, run_ids, strict=True)]
-        states.append(
-            (spec.id, replace(plan.state, last_run=run_ids[-1]) if run_ids else plan.state)
+        new = plan.state if not run_ids else replace(plan.state, last_run=run_ids[-1])
+        states.append((spec.id, new))
+        counts = (
+            new.started - state.started,
+            new.skipped - state.skipped,
+            new.buffered - state.buffered,
+            new.missed - state.missed,
         )
-    start_ticks(store, tx, ticks)
+        if any(counts):
+            decided.append(TicksDecided(spec.id, spec.workflow, *counts))
+    start_ticks(store, tx, ticks, hooks)
     store.save_states(tx, states)
-    return [run_id for *_, run_id in ticks]
+    return ticks, decided
 
 
 class Scheduler:
@@ -87,8 +120,10 @@ class Scheduler:
         *,
         stop: threading.Event,
         on_started: Callable[[list[str]], None],
+        hooks: Hooks,
     ) -> None:
         self._store, self._stop, self._on_started = store, stop, on_started
+        self._hooks = hooks
         self._wake = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="durably-schedules", daemon=True)
 
@@ -115,19 +150,24 @@ class Scheduler:
         """Decide every schedule due now, batch by batch; how many runs started."""
         total = 0
         while not self._stop.is_set():
-            decided, started = self._store.transact(self._batch)
-            if started:
+            count, ticks, decided = self._store.transact(self._batch)
+            if ticks:
                 crashpoints.hit("schedule.after_commit")
-                total += len(started)
-                self._on_started(started)
-            if decided < BATCH:
+                total += len(ticks)
+                self._on_started([run_id for *_, run_id in ticks])
+            if self._hooks.ticks_decided:
+                for event in decided:
+                    emit(self._hooks.ticks_decided, event)
+            started_hooks(self._hooks, ticks)
+            if count < BATCH:
                 break
         return total
 
-    def _batch(self, tx: Transaction) -> tuple[int, list[str]]:
+    def _batch(self, tx: Transaction) -> tuple[int, list[TickStart], list[TicksDecided]]:
         rows = self._store.due_schedules(tx, BATCH)
-        now = self._store.now()
-        started = decide(self._store, tx, rows, now) if rows else []
-        if started:
+        if not rows:
+            return 0, [], []
+        ticks, decided = decide(self._store, tx, rows, self._store.now(), self._hooks)
+        if ticks:
             crashpoints.hit("schedule.before_commit")
-        return len(rows), started
+        return len(rows), ticks, decided
