@@ -1,12 +1,17 @@
 """Run the durably benchmarks side by side with the peer libraries and print a table.
 
     python bench/run.py [--only W1,W2] [--systems durably,dbos] [--repeat 3] [--json out.json]
+                        [--observe]
 
 Each peer is pip-installed from PyPI into its own virtual environment under
 bench/.venvs/ (reused while healthy). Every measurement runs a fresh process of
 bench/systems/<system>_bench.py in a fresh directory under bench/.work/; the table
 shows the median of --repeat runs. A peer that fails to install or crashes shows as
 an error row and the run goes on. Stdlib only; run it with Python 3.11+.
+
+``--observe`` adds rows of W1 and W2 with durably's observability on: INFO logs to a
+file, Prometheus metrics, OpenTelemetry tracing (the SDK, spans dropped), each
+compared with durably with nothing on.
 """
 
 from __future__ import annotations
@@ -88,6 +93,14 @@ ROWS = [
     Row("W5", "durably", "durably", "sync", ""),
     Row("W5", "durably-async", "durably", "async"),
     *(Row("W5", *peer) for peer in PEERS),
+]
+
+
+#: With --observe: durably with each kind of observability on, beside durably without.
+OBSERVED = [
+    Row(workload, f"durably + {label}", "durably", f"{mode}+{what}")
+    for workload, mode in (("W1", "sync"), ("W2", "default"))
+    for what, label in (("logs", "INFO logs"), ("metrics", "metrics"), ("tracing", "tracing"))
 ]
 
 
@@ -247,13 +260,17 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="systems, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median shown)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--observe", action="store_true", help="add rows with logs/metrics/traces")
     args = parser.parse_args()
     workloads, systems = args.only.split(","), args.systems.split(",")
     unknown = set(systems) - set(SYSTEMS) | set(workloads) - set(METRICS)
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}; systems are {', '.join(SYSTEMS)}")
     (BENCH / ".work").mkdir(exist_ok=True)
-    rows = [row for row in ROWS if row.workload in workloads and row.system in systems]
+    candidates = ROWS + (OBSERVED if args.observe else [])
+    rows = [row for row in candidates if row.workload in workloads and row.system in systems]
+    order = list(METRICS)
+    rows.sort(key=lambda row: order.index(row.workload))  # stable: a workload's rows together
     pythons: dict[str, str | SetupError] = {}
     for name in systems:
         try:

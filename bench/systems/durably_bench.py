@@ -5,6 +5,11 @@ from the main thread; W1 also `async-gather`, all starts issued at once from the
 application's own event loop (as the pyworkflow harness starts its runs); W2 `default`
 (`synchronous="normal"`) or `full` (`synchronous="full"`, power-loss safe). W3: a
 fresh `Engine` on the same file resumes the interrupted run by itself.
+
+A mode may end in `+logs` (INFO logging of every logger to a file, with the run's
+context), `+metrics` (durably.contrib.prometheus in a registry of its own) or
+`+tracing` (durably.contrib.otel with the OpenTelemetry SDK, a batch span processor
+and an exporter that drops the spans): the same workload with that observability on.
 """
 
 from __future__ import annotations
@@ -87,7 +92,50 @@ def five() -> int:
 
 
 def engine(args: Any, synchronous: str = "normal") -> durably.Engine:
-    return durably.Engine(str(args.dir / "durably.db"), synchronous=synchronous)  # defaults
+    eng = durably.Engine(str(args.dir / "durably.db"), synchronous=synchronous)  # defaults
+    observe(eng, args.mode.partition("+")[2], args.dir)
+    return eng
+
+
+def observe(eng: durably.Engine, what: str, workdir: Path) -> None:
+    """Turn one kind of observability on for the engine (nothing when ``what`` is empty)."""
+    if what == "logs":
+        import logging
+
+        from durably import logs
+
+        handler = logging.FileHandler(workdir / "durably.log")
+        handler.addFilter(logs.RunContextFilter())
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s %(run_id)s: %(message)s")
+        )
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+    elif what == "metrics":
+        from prometheus_client import CollectorRegistry
+
+        from durably.contrib import prometheus
+
+        prometheus.instrument(eng, CollectorRegistry())
+    elif what == "tracing":
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        from durably.contrib import otel
+
+        class Drop(SpanExporter):
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(Drop()))
+        otel.instrument(eng, tracer_provider=provider)
+    elif what:
+        raise SystemExit(f"unknown observability {what!r}")
 
 
 async def run_gathered(args: Any, count: int) -> float:
@@ -109,16 +157,17 @@ def run_many(args: Any, wf: Any, count: int, *wf_args: Any) -> float:
 
 
 def w1(args: Any) -> dict[str, Any]:
-    if args.mode == "async-gather":
+    mode = args.mode.partition("+")[0]
+    if mode == "async-gather":
         seconds = asyncio.run(run_gathered(args, common.W1_WORKFLOWS))
     else:
-        wf = three_async if args.mode == "async" else three
+        wf = three_async if mode == "async" else three
         seconds = run_many(args, wf, common.W1_WORKFLOWS, 1)
     return {"seconds": seconds, "wf_per_s": common.W1_WORKFLOWS / seconds}
 
 
 def w2(args: Any) -> dict[str, Any]:
-    with engine(args, "full" if args.mode == "full" else "normal") as eng:
+    with engine(args, "full" if args.mode.startswith("full") else "normal") as eng:
         rounds = [
             common.timed(lambda: eng.start_workflow(chain, common.W2_STEPS).result(60))
             for _ in range(common.W2_ROUNDS)

@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 T = TypeVar("T")
-log = logging.getLogger("durably.postgres")
+log = logging.getLogger("durably.store")
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x6475726162  # pg_advisory_xact_lock key: "durab"

@@ -22,7 +22,7 @@ from durably.stores.sql import schema
 from durably.stores.sql.store import SqlStore
 
 T = TypeVar("T")
-log = logging.getLogger("durably.sqlite")
+log = logging.getLogger("durably.store")
 
 Synchronous = Literal["normal", "full"]
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

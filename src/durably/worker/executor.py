@@ -379,7 +379,7 @@ class Executor:
     def _finished(self, ctx: RunContext, ending: Conclusion | None, done: Any) -> None:
         was_full = len(self.inflight) >= self.capacity
         self.inflight.pop(ctx.run_id, None)
-        if ctx.lost or isinstance(done, LeaseLost):
+        if ctx.lost or isinstance(done, LeaseLost) or (ending is None and not ctx.broken):
             self._note_lost(ctx)
             if self.hooks.run_lost:
                 emit(self.hooks.run_lost, RunLost(ctx.run_id, ctx.workflow_name, ctx.lease.epoch))

@@ -1,0 +1,319 @@
+"""Prometheus metrics of an engine, built on its hooks (``pip install 'durably[prometheus]'``).
+
+:func:`instrument` subscribes to an engine's hooks and registers its metrics in a
+registry; :func:`serve` does so in a registry of its own and serves it over HTTP
+(what ``durably worker --metrics-port`` runs). Counters and histograms count what
+this process did; their labels are bounded (workflow, queue, status, step,
+outcome), never a run id.
+
+Three gauges are read at scrape time or from the database. ``durably_worker_slots_in_use``
+is this process's. ``durably_runs`` and ``durably_oldest_due_run_age_seconds`` count
+rows of the database, so one process of a fleet computes them: every
+``gauge_interval`` a thread takes the ``durably.metrics`` lease of the store and,
+while it holds it, refreshes them; a process that does not hold it exports none of
+those series, so a sum over the fleet does not multiply them. A store error is
+logged (``durably.metrics``) and the refresh tried again at the next interval.
+
+Instruments of one registry share its metric objects (the last one closed
+unregisters them), so several engines may be instrumented in one registry: their
+counts add up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+try:
+    import prometheus_client
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client.core import GaugeMetricFamily
+except ImportError as exc:
+    raise ImportError(
+        "durably.contrib.prometheus needs prometheus-client: pip install 'durably[prometheus]'"
+    ) from exc
+
+from durably.hooks import (
+    BatchCommitted,
+    RunClaimed,
+    RunEnded,
+    RunLost,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    Subscriber,
+    TicksDecided,
+)
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from durably.engine import Engine
+
+log = logging.getLogger("durably.metrics")
+LOCK = "durably.metrics"  # the store lease of the process that computes the fleet's gauges
+
+_RUN_SECONDS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
+_STEP_SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_WAIT_SECONDS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+_COMMIT_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+_BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+#: What ``queue_stats`` gave, and the store time then: the fleet's gauges as last read.
+_Fleet = tuple[list[tuple[str, str, int, float | None]], float]
+
+
+class _Family(Subscriber):
+    """The metric objects of one registry, shared by its instruments; subscribed to
+    their engines, its hook callbacks are a label lookup and an inc or observe each."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.users: list[Metrics] = []
+
+        self.collectors: list[prometheus_client.registry.Collector] = [self]
+
+        def counter(name: str, doc: str, labels: str) -> Counter:
+            made = Counter(f"durably_{name}", doc, labels.split(), registry=registry)
+            self.collectors.append(made)
+            return made
+
+        def histogram(name: str, doc: str, labels: str, buckets: Iterable[float]) -> Histogram:
+            made = Histogram(
+                f"durably_{name}", doc, labels.split(), registry=registry, buckets=tuple(buckets)
+            )
+            self.collectors.append(made)
+            return made
+
+        self.started = counter("runs_started", "Runs created.", "workflow queue")
+        self.finished = counter("runs_finished", "Runs ended.", "workflow queue status")
+        self.attempts = counter("step_attempts", "Step bodies run (not replays).", "workflow step")
+        self.retries = counter("step_retries", "Step attempts to be retried.", "workflow step")
+        self.recovered = counter("recoveries", "Runs taken from dead workers.", "workflow queue")
+        self.lost = counter("leases_lost", "Runs another worker took over.", "workflow")
+        self.nondeterminism = counter(
+            "nondeterminism_errors", "Runs failed on changed code.", "workflow"
+        )
+        self.ticks = counter("schedule_ticks", "Schedule ticks decided.", "workflow outcome")
+        self.run_seconds = histogram(
+            "run_duration_seconds", "Runs' creation to end.", "workflow status", _RUN_SECONDS
+        )
+        self.waited = histogram(
+            "schedule_to_start_seconds", "Runs' due to claimed.", "queue", _WAIT_SECONDS
+        )
+        self.step_seconds = histogram(
+            "step_duration_seconds", "Step bodies' duration.", "workflow step", _STEP_SECONDS
+        )
+        self.commit_seconds = histogram(
+            "store_commit_seconds", "Group commits' duration.", "", _COMMIT_SECONDS
+        )
+        self.batch_size = histogram(
+            "commit_batch_size", "Writes per group commit.", "", _BATCH_SIZES
+        )
+        registry.register(self)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return self._gauges()
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        """The gauges now: this process's slots, the fleet's runs where a lease is held."""
+        slots, runs, ages = self._gauges()
+        users = list(self.users)
+        slots.add_metric([], sum(m._slots() for m in users))
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        for fleet in (m._fleet for m in users):
+            stats, now = fleet or ([], 0.0)
+            for queue, status, count, due in stats:
+                counts[queue, status] = counts.get((queue, status), 0) + count
+                age = 0.0 if due is None else max(0.0, now - due)
+                oldest[queue] = max(oldest.get(queue, 0.0), age)
+        for (queue, status), count in sorted(counts.items()):
+            runs.add_metric([queue, status], count)
+        for queue, age in sorted(oldest.items()):
+            ages.add_metric([queue], age)
+        return [slots, runs, ages]
+
+    @staticmethod
+    def _gauges() -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily("durably_worker_slots_in_use", "Runs this process executes now."),
+            GaugeMetricFamily(
+                "durably_runs", "Runs not ended, in the database.", labels=["queue", "status"]
+            ),
+            GaugeMetricFamily(
+                "durably_oldest_due_run_age_seconds",
+                "Age of the oldest run due and waiting for a worker (0: none).",
+                labels=["queue"],
+            ),
+        ]
+
+    def run_started(self, event: RunStarted) -> None:
+        self.started.labels(event.workflow, event.queue).inc()
+
+    def run_claimed(self, event: RunClaimed) -> None:
+        self.waited.labels(event.queue).observe(event.waited)
+        if event.recovered:
+            self.recovered.labels(event.workflow, event.queue).inc()
+
+    def step_started(self, event: StepStarted) -> None:
+        self.attempts.labels(event.workflow, event.step).inc()
+
+    def step_finished(self, event: StepFinished) -> None:
+        self.step_seconds.labels(event.workflow, event.step).observe(event.seconds)
+        if event.status == "retrying":
+            self.retries.labels(event.workflow, event.step).inc()
+
+    def run_ended(self, event: RunEnded) -> None:
+        status = event.status.value
+        self.finished.labels(event.workflow, event.queue, status).inc()
+        self.run_seconds.labels(event.workflow, status).observe(event.seconds)
+        if event.error is not None and event.error.type == "NonDeterminismError":
+            self.nondeterminism.labels(event.workflow).inc()
+
+    def run_lost(self, event: RunLost) -> None:
+        self.lost.labels(event.workflow).inc()
+
+    def ticks_decided(self, event: TicksDecided) -> None:
+        for outcome in ("started", "skipped", "buffered", "missed"):
+            self.ticks.labels(event.workflow, outcome).inc(getattr(event, outcome))
+
+    def batch_committed(self, event: BatchCommitted) -> None:
+        self.commit_seconds.observe(event.seconds)
+        self.batch_size.observe(event.size)
+
+
+_families: dict[CollectorRegistry, _Family] = {}
+_families_lock = threading.Lock()
+
+
+class Metrics:
+    """One engine's instrumentation; :meth:`close` undoes it (also on leaving a ``with``)."""
+
+    def __init__(self, engine: Engine, registry: CollectorRegistry, gauge_interval: float) -> None:
+        if not gauge_interval > 0:
+            raise ValueError(f"gauge_interval must be positive seconds, not {gauge_interval!r}")
+        self.engine = engine
+        self.registry = registry
+        #: The owner of the ``durably.metrics`` lease when this instrument holds it.
+        self.owner = f"metrics:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.port: int | None = None  # where :func:`serve` listens
+        self._interval = gauge_interval
+        self._fleet: _Fleet | None = None
+        self._server: WSGIServer | None = None
+        self._stop = threading.Event()
+        self._closed = False
+        with _families_lock:
+            family = _families.get(registry)
+            if family is None:
+                family = _families[registry] = _Family(registry)
+            if any(m.engine is engine for m in family.users):
+                raise ValueError("this engine is already instrumented in this registry")
+            family.users.append(self)
+        self._family = family
+        self._unsubscribe = engine.hooks.subscribe(family)
+        self._thread = threading.Thread(target=self._loop, name="durably-metrics", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Unsubscribe, stop the gauges' thread and the server, give the lease back and
+        unregister the metrics (once no other instrument of the registry uses them)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._unsubscribe()
+        self._stop.set()
+        self._thread.join(self._interval + 10)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self._fleet = None
+        try:
+            self.engine.store.release_lock(LOCK, self.owner)
+        except Exception:
+            log.warning("metrics: the %s lease was not released", LOCK, exc_info=True)
+        with _families_lock:
+            family = self._family
+            family.users.remove(self)
+            if not family.users:
+                del _families[self.registry]
+                for collector in family.collectors:
+                    self.registry.unregister(collector)
+
+    def __enter__(self) -> Metrics:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _slots(self) -> int:
+        executor = self.engine.executor
+        return 0 if executor is None else len(executor.inflight)
+
+    def _loop(self) -> None:
+        while True:
+            self._refresh()
+            if self._stop.wait(self._interval):
+                return
+
+    def _refresh(self) -> None:
+        store = self.engine.store
+        try:
+            if not store.acquire_lock(LOCK, self.owner, 2 * self._interval):
+                self._fleet = None
+                return
+            stats = store.queue_stats()
+            now = store.now()
+        except Exception:
+            self._fleet = None
+            log.warning(
+                "metrics: the store failed; tried again in %ss", self._interval, exc_info=True
+            )
+            return
+        self._fleet = (stats, now)
+
+
+def instrument(
+    engine: Engine, registry: CollectorRegistry | None = None, *, gauge_interval: float = 15.0
+) -> Metrics:
+    """Count ``engine``'s events in ``registry`` (default: ``prometheus_client.REGISTRY``)
+    and refresh the fleet's gauges every ``gauge_interval`` seconds while this process
+    holds their lease. An engine is instrumented once per registry (ValueError)."""
+    return Metrics(
+        engine, prometheus_client.REGISTRY if registry is None else registry, gauge_interval
+    )
+
+
+def serve(engine: Engine, port: int = 9464, addr: str = "0.0.0.0") -> Metrics:
+    """Instrument ``engine`` in a fresh registry and serve it over HTTP on ``addr:port``
+    (``0``: a free port, then in ``Metrics.port``); :meth:`Metrics.close` stops the server."""
+    metrics = instrument(engine, CollectorRegistry())
+    try:
+        # (server, thread) since prometheus-client 0.20, None before.
+        started: tuple[WSGIServer, threading.Thread] | None = prometheus_client.start_http_server(
+            port, addr, registry=metrics.registry
+        )
+    except BaseException:
+        metrics.close()
+        raise
+    if started is not None:
+        metrics._server = started[0]
+        metrics.port = started[0].server_port
+    else:
+        metrics.port = port
+    return metrics
+
+
+__all__ = ["LOCK", "Metrics", "instrument", "serve"]

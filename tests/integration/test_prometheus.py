@@ -1,0 +1,431 @@
+"""Prometheus metrics on the hooks: exact counts of what ran, bounded labels, the fleet's
+gauges from one process only, the HTTP exposition, and the import without the extra."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+import durably
+from durably.contrib.prometheus import instrument, serve
+from durably.hooks import RunLost, Subscriber
+
+ATTEMPTS: Counter[str] = Counter()
+MODE = {"changed": False}
+BLOCK = threading.Event()
+BLOCKED = threading.Event()
+
+
+def series(scraped: CollectorRegistry | str, name: str) -> dict[str, float]:
+    """The samples named ``name`` (of a registry, or of a scrape's text), by their labels
+    written ``k=v,k=v`` (sorted)."""
+    text = scraped if isinstance(scraped, str) else generate_latest(scraped).decode()
+    return {
+        ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def label_values(registry: CollectorRegistry) -> set[str]:
+    text = generate_latest(registry).decode()
+    return {
+        v
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        for v in s.labels.values()
+    }
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@durably.step
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@durably.step(retries=2, backoff=0.01)
+def wobbly(key: str) -> str:
+    ATTEMPTS[key] += 1
+    if ATTEMPTS[key] == 1:
+        raise RuntimeError("first attempt fails")
+    return key
+
+
+@durably.step(retries=1, backoff=0.01)
+def doomed() -> None:
+    raise ValueError("always")
+
+
+@durably.workflow(name="prom.ok")
+def ok(x: int) -> int:
+    return add_one(add_one(x))
+
+
+@durably.workflow(name="prom.retried")
+def retried(key: str) -> str:
+    return wobbly(key)
+
+
+@durably.workflow(name="prom.fails")
+def fails() -> None:
+    doomed()
+
+
+def test_counts_are_what_ran(engine: durably.Engine, request: pytest.FixtureRequest) -> None:
+    registry = CollectorRegistry()
+    with instrument(engine, registry, gauge_interval=0.2):
+        done = engine.start_workflow(ok, 1)
+        again = engine.start_workflow(retried, request.node.name)
+        failed = engine.start_workflow(fails)
+        assert done.result(timeout=15) == 3
+        assert again.result(timeout=15) == request.node.name
+        with pytest.raises(durably.WorkflowFailed):
+            failed.result(timeout=15)
+        until(
+            lambda: sum(series(registry, "durably_runs_finished_total").values()) == 3,
+            "every run's end counted",
+        )
+
+        assert series(registry, "durably_runs_started_total") == {
+            "queue=default,workflow=prom.ok": 1,
+            "queue=default,workflow=prom.retried": 1,
+            "queue=default,workflow=prom.fails": 1,
+        }
+        assert series(registry, "durably_runs_finished_total") == {
+            "queue=default,status=completed,workflow=prom.ok": 1,
+            "queue=default,status=completed,workflow=prom.retried": 1,
+            "queue=default,status=failed,workflow=prom.fails": 1,
+        }
+        attempts = {
+            "step=add_one,workflow=prom.ok": 2,
+            "step=wobbly,workflow=prom.retried": 2,
+            "step=doomed,workflow=prom.fails": 2,
+        }
+        assert series(registry, "durably_step_attempts_total") == attempts
+        assert series(registry, "durably_step_duration_seconds_count") == attempts
+        assert series(registry, "durably_step_retries_total") == {
+            "step=wobbly,workflow=prom.retried": 1,
+            "step=doomed,workflow=prom.fails": 1,
+        }
+        assert series(registry, "durably_run_duration_seconds_count") == {
+            "status=completed,workflow=prom.ok": 1,
+            "status=completed,workflow=prom.retried": 1,
+            "status=failed,workflow=prom.fails": 1,
+        }
+        claims = series(registry, "durably_schedule_to_start_seconds_count")
+        assert list(claims) == ["queue=default"] and claims["queue=default"] >= 3
+        for name in ("durably_recoveries_total", "durably_leases_lost_total"):
+            assert series(registry, name) == {}
+        assert series(registry, "durably_nondeterminism_errors_total") == {}
+        scraped = generate_latest(registry).decode()  # one scrape: commits go on meanwhile
+        (batches,) = series(scraped, "durably_commit_batch_size_count").values()
+        (writes,) = series(scraped, "durably_commit_batch_size_sum").values()
+        assert batches >= 1 and writes >= batches
+        assert series(scraped, "durably_store_commit_seconds_count") == {"": batches}
+
+        run_ids = {done.run_id, again.run_id, failed.run_id}
+        assert not run_ids & label_values(registry)
+
+
+@durably.step(retries=0)
+def first() -> str:
+    return "a"
+
+
+@durably.step(retries=0)
+def other() -> str:
+    return "b"
+
+
+@durably.step(retries=0)
+def gate() -> str:
+    if not MODE["changed"]:
+        raise RuntimeError("fail so the run can be retried with other code")
+    return "!"
+
+
+@durably.workflow(name="prom.evolving")
+def evolving() -> str:
+    head = other() if MODE["changed"] else first()
+    return head + gate()
+
+
+def test_a_non_determinism_error_is_counted(engine: durably.Engine) -> None:
+    registry = CollectorRegistry()
+    MODE["changed"] = False
+    with instrument(engine, registry, gauge_interval=0.2):
+        handle = engine.start_workflow(evolving)
+        with pytest.raises(durably.WorkflowFailed):
+            handle.result(timeout=15)
+        MODE["changed"] = True
+        with pytest.raises(durably.WorkflowFailed) as info:
+            engine.retry(handle.run_id).result(timeout=15)
+        assert info.value.error_type == "NonDeterminismError"
+        until(
+            lambda: series(registry, "durably_nondeterminism_errors_total") != {},
+            "the non-determinism error counted",
+        )
+        assert series(registry, "durably_nondeterminism_errors_total") == {
+            "workflow=prom.evolving": 1
+        }
+        assert series(registry, "durably_runs_finished_total") == {
+            "queue=default,status=failed,workflow=prom.evolving": 2
+        }
+
+
+@durably.step
+def held() -> str:
+    BLOCKED.set()
+    assert BLOCK.wait(15)
+    return "done"
+
+
+@durably.workflow(name="prom.held")
+def holding() -> str:
+    return held()
+
+
+def test_slots_in_use_are_this_engines_runs(engine: durably.Engine) -> None:
+    registry = CollectorRegistry()
+    BLOCK.clear()
+    BLOCKED.clear()
+    slots = "durably_worker_slots_in_use"
+    with instrument(engine, registry, gauge_interval=0.2):
+        assert series(registry, slots) == {"": 0}
+        handle = engine.start_workflow(holding)
+        assert BLOCKED.wait(15)
+        assert series(registry, slots) == {"": 1}
+        BLOCK.set()
+        assert handle.result(timeout=15) == "done"
+        until(lambda: series(registry, slots) == {"": 0}, "the slot freed")
+
+
+def test_a_recovery_is_counted(store_url: str) -> None:
+    with durably.Engine(store_url, execute=False) as client:
+        handle = client.with_options(queue="prom.q").start_workflow(ok, 2)
+        store = client.store  # a worker claims the run for a short lease, then dies
+        assert store.transact(lambda tx: store.claim_runs(tx, "ghost", 10, 0.2, ["prom.ok"]))
+    registry = CollectorRegistry()
+    with (
+        durably.Engine(store_url, poll_interval=0.05, shutdown_grace=2) as worker,
+        instrument(worker, registry, gauge_interval=0.2),
+    ):
+        assert worker.handle(handle.run_id).result(timeout=15) == 4
+        recoveries = "durably_recoveries_total"
+        until(lambda: series(registry, recoveries) != {}, "the recovery counted")
+        assert series(registry, recoveries) == {"queue=prom.q,workflow=prom.ok": 1}
+        assert handle.run_id not in label_values(registry)
+
+
+ENGINES: list[durably.Engine] = []
+STOLEN = threading.Event()
+
+
+@durably.step
+def stolen_from_under_me() -> str:
+    """Another worker takes the run over while this body runs (its first time only)."""
+    if STOLEN.is_set():  # run again, recovered from the thief: no second theft
+        return "again"
+    engine = ENGINES[0]
+    assert engine.executor is not None
+    engine.store.release_owner(engine.executor.owner)
+    engine.store.transact(
+        lambda tx: engine.store.claim_runs(tx, "thief", 10, 60.0, ["prom.stolen"])
+    )
+    STOLEN.set()
+    return "late"
+
+
+@durably.workflow(name="prom.stolen")
+def stolen() -> str:
+    return stolen_from_under_me()
+
+
+class LostRuns(Subscriber):
+    """The runs whose lease this engine lost, as the hooks told them."""
+
+    def __init__(self) -> None:
+        self.lost: list[str] = []
+
+    def run_lost(self, event: RunLost) -> None:
+        self.lost.append(event.run_id)
+
+
+def test_a_lost_lease_is_counted(engine: durably.Engine) -> None:
+    registry = CollectorRegistry()
+    ENGINES[:] = [engine]
+    STOLEN.clear()
+    told = LostRuns()
+    engine.hooks.subscribe(told)  # before the metrics: told first
+    with instrument(engine, registry, gauge_interval=0.2):
+        handle = engine.start_workflow(stolen)
+        assert STOLEN.wait(15)
+        executor = engine.executor
+        assert executor is not None
+        until(lambda: bool(told.lost) and handle.run_id not in executor.inflight, "the run lost")
+        # The theft may race the engine's own claim of the released run: then two
+        # executions lose it. Each loss told is counted.
+        lost = "durably_leases_lost_total"
+        until(
+            lambda: series(registry, lost) == {"workflow=prom.stolen": len(told.lost)},
+            f"{len(told.lost)} lost lease(s) counted",
+        )
+        assert handle.run_id not in label_values(registry)
+
+
+@durably.workflow(name="prom.ticked")
+def ticked() -> str:
+    return "tick"
+
+
+def test_schedule_ticks_are_counted(engine: durably.Engine) -> None:
+    registry = CollectorRegistry()
+    ticks = "durably_schedule_ticks_total"
+    with instrument(engine, registry, gauge_interval=0.2):
+        engine.schedules.create("prom.every", ticked, every="1s")
+        until(
+            lambda: series(registry, ticks).get("outcome=started,workflow=prom.ticked", 0) >= 2,
+            "two ticks started",
+        )
+        engine.schedules.delete("prom.every")
+        outcomes = ("started", "skipped", "buffered", "missed")
+        assert set(series(registry, ticks)) <= {
+            f"outcome={o},workflow=prom.ticked" for o in outcomes
+        }
+
+        def started_runs() -> float:
+            return series(registry, "durably_runs_started_total").get(
+                "queue=default,workflow=prom.ticked", 0
+            )
+
+        # Each started tick is a run started (told after the decision, with its run).
+        until(
+            lambda: (
+                started_runs() == series(registry, ticks)["outcome=started,workflow=prom.ticked"]
+            ),
+            "a run started per started tick",
+        )
+
+
+def test_one_process_of_a_fleet_exports_the_database_gauges(store_url: str) -> None:
+    with (
+        durably.Engine(store_url, execute=False) as a,
+        durably.Engine(store_url, execute=False) as b,
+    ):
+        for x in range(3):
+            a.with_options(queue="prom.idle").start_workflow(ok, x)
+        registries = [CollectorRegistry(), CollectorRegistry()]
+        metrics = [
+            instrument(e, r, gauge_interval=0.2) for e, r in zip([a, b], registries, strict=True)
+        ]
+        try:
+
+            def exporting() -> list[int]:
+                return [i for i, r in enumerate(registries) if series(r, "durably_runs")]
+
+            until(lambda: len(exporting()) == 1, "one process exports the runs")
+            (holder,) = exporting()
+            runs = series(registries[holder], "durably_runs")
+            assert runs == {"queue=prom.idle,status=pending": 3}
+            ages = series(registries[holder], "durably_oldest_due_run_age_seconds")
+            assert list(ages) == ["queue=prom.idle"] and ages["queue=prom.idle"] >= 0
+            other = 1 - holder
+            assert series(registries[other], "durably_oldest_due_run_age_seconds") == {}
+            # Closing the holder gives its lease back: the other process takes over.
+            metrics[holder].close()
+            until(lambda: series(registries[other], "durably_runs") == runs, "a takeover")
+        finally:
+            for m in metrics:
+                m.close()
+
+
+def test_engines_share_one_registry(store_url: str) -> None:
+    registry = CollectorRegistry()
+    with (
+        durably.Engine(store_url, poll_interval=0.05, shutdown_grace=2) as a,
+        durably.Engine(store_url, poll_interval=0.05, shutdown_grace=2) as b,
+    ):
+        first_metrics = instrument(a, registry, gauge_interval=0.2)
+        second_metrics = instrument(b, registry, gauge_interval=0.2)
+        with pytest.raises(ValueError, match="already instrumented"):
+            instrument(a, registry)
+        assert a.start_workflow(ok, 5).result(timeout=15) == 7
+        finished = "durably_runs_finished_total"
+        until(lambda: series(registry, finished) != {}, "the run's end counted")
+        assert series(registry, finished) == {"queue=default,status=completed,workflow=prom.ok": 1}
+        first_metrics.close()
+        assert series(registry, finished) != {}  # still in use by the other engine
+        second_metrics.close()
+        assert generate_latest(registry) == b""
+
+
+def test_serve_answers_http(engine: durably.Engine) -> None:
+    metrics = serve(engine, port=0, addr="127.0.0.1")
+    try:
+        assert engine.start_workflow(ok, 10).result(timeout=15) == 12
+        url = f"http://127.0.0.1:{metrics.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            text = response.read().decode()
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert {"durably_worker_slots_in_use", "durably_step_attempts"} <= names
+    finally:
+        metrics.close()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=2)
+
+
+def test_without_the_extra_the_import_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    monkeypatch.delitem(sys.modules, "durably.contrib.prometheus")
+    with pytest.raises(ImportError, match=re.escape("pip install 'durably[prometheus]'")):
+        importlib.import_module("durably.contrib.prometheus")
+
+
+def test_a_store_error_in_the_gauges_thread_is_logged_and_retried(
+    engine: durably.Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    take = engine.store.acquire_lock
+    calls: list[str] = []
+
+    def flaky_lock(name: str, owner: str, ttl: float) -> bool:
+        calls.append(name)
+        if len(calls) == 1:
+            raise OSError("the database is away")
+        return take(name, owner, ttl)
+
+    monkeypatch.setattr(engine.store, "acquire_lock", flaky_lock)
+    engine.with_options(queue="prom.later", delay="1h").start_workflow(ok, 0)
+    registry = CollectorRegistry()
+    with (
+        caplog.at_level("WARNING", logger="durably.metrics"),
+        instrument(engine, registry, gauge_interval=0.2),
+    ):
+        until(lambda: series(registry, "durably_runs") != {}, "the gauges after the error")
+        assert series(registry, "durably_runs") == {"queue=prom.later,status=pending": 1}
+        # Not due: no run of the queue waits for a worker.
+        ages = series(registry, "durably_oldest_due_run_age_seconds")
+        assert ages == {"queue=prom.later": 0}
+    (record,) = [r for r in caplog.records if r.name == "durably.metrics"]
+    assert "the store failed" in record.getMessage()
+    assert record.exc_info is not None and "the database is away" in str(record.exc_info[1])
