@@ -21,13 +21,15 @@ what they set up (a current span) is current for the user's code inside.
 
 from __future__ import annotations
 
+import functools
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from durably.errors import ErrorInfo
 from durably.records import RunStatus
@@ -205,6 +207,7 @@ class Subscriber:
     def ticks_decided(self, event: TicksDecided) -> None: ...
 
 
+_IMMEDIATE = ("run_starting", "run_executing", "step_executing")
 _EVENTS = (
     "run_starting",
     "run_started",
@@ -242,14 +245,27 @@ class Hooks:
         self.signal_sent: tuple[Callable[[SignalSent], None], ...] = ()
         self.ticks_decided: tuple[Callable[[TicksDecided], None], ...] = ()
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+        self._deliverer: threading.Thread | None = None  # started by the first deferred event
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Send the events ``subscriber`` overrides to it; returns the unsubscriber."""
+    def subscribe(self, subscriber: Subscriber, *, deferred: bool = False) -> Callable[[], None]:
+        """Send the events ``subscriber`` overrides to it; returns the unsubscriber.
+
+        ``deferred``: its events are handed, in order, to one thread of this engine's
+        that calls it there, so the threads that emit (a run's, the writer's) spend a
+        queue append on it whatever it does (logging, metrics). :meth:`flush` waits
+        until what was emitted so far was delivered. ``run_starting`` and the scopes
+        are never deferred: what they return is needed at once.
+        """
         chosen = [
             (name, getattr(subscriber, name))
             for name in _EVENTS
             if getattr(type(subscriber), name) is not getattr(Subscriber, name)
         ]
+        if deferred:
+            if any(name in _IMMEDIATE for name, _ in chosen):
+                raise ValueError("run_starting and the scopes cannot be deferred")
+            chosen = [(name, functools.partial(self._later, method)) for name, method in chosen]
         with self._lock:
             for name, method in chosen:
                 setattr(self, name, (*getattr(self, name), method))
@@ -260,6 +276,33 @@ class Hooks:
                     setattr(self, name, tuple(m for m in getattr(self, name) if m != method))
 
         return unsubscribe
+
+    def _later(self, listener: Callable[[E], None], event: E) -> None:
+        if self._deliverer is None:
+            with self._lock:
+                if self._deliverer is None:
+                    self._deliverer = threading.Thread(
+                        target=self._deliver, name="durably-hooks", daemon=True
+                    )
+                    self._deliverer.start()
+        self._queue.put((listener, event))
+
+    def _deliver(self) -> None:
+        while True:
+            listener, event = self._queue.get()
+            if listener is None:  # flush: the events before it were delivered
+                event.set()
+                continue
+            emit((listener,), event)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the events emitted so far reached their deferred subscribers;
+        False if that took longer than ``timeout``."""
+        if self._deliverer is None:
+            return True
+        done = threading.Event()
+        self._queue.put((None, done))
+        return done.wait(timeout)
 
 
 def emit(listeners: tuple[Callable[[E], None], ...], event: E) -> None:

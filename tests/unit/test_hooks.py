@@ -4,10 +4,20 @@ subscriber costs the engine nothing."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
-from durably.hooks import BatchCommitted, Hooks, RunEnded, StepStarted, Subscriber, emit
+from durably.hooks import (
+    BatchCommitted,
+    Hooks,
+    RunEnded,
+    RunStarting,
+    StepStarted,
+    Subscriber,
+    carrier,
+    emit,
+)
 from durably.records import RunStatus
 
 
@@ -71,3 +81,36 @@ def test_two_subscribers_of_one_class_stay_apart() -> None:
     drop_second()
     emit(hooks.batch_committed, BatchCommitted(3, 0.001))
     assert first.sizes == [3] and second.sizes == []
+
+
+class Threads(Subscriber):
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, str]] = []
+
+    def step_started(self, event: StepStarted) -> None:
+        self.seen.append((event.seq, threading.current_thread().name))
+
+
+def test_deferred_subscribers_hear_in_order_on_the_hooks_thread() -> None:
+    hooks = Hooks()
+    assert hooks.flush()  # nothing deferred yet: nothing to wait for
+    watcher = Threads()
+    unsubscribe = hooks.subscribe(watcher, deferred=True)
+    for seq in range(100):
+        emit(hooks.step_started, StepStarted("r1", "wf", "charge", seq, 1))
+    assert hooks.flush()
+    assert watcher.seen == [(seq, "durably-hooks") for seq in range(100)]
+    unsubscribe()
+    assert not hooks.step_started
+
+
+def test_what_must_answer_at_once_is_never_deferred() -> None:
+    class Carrier(Subscriber):
+        def run_starting(self, event: RunStarting) -> str | None:
+            return "ctx"
+
+    with pytest.raises(ValueError, match="cannot be deferred"):
+        Hooks().subscribe(Carrier(), deferred=True)
+    hooks = Hooks()
+    hooks.subscribe(Carrier())
+    assert carrier(hooks.run_starting, RunStarting("r1", "wf", "default", "start")) == "ctx"

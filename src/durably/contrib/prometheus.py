@@ -78,7 +78,9 @@ class _Family(Subscriber):
         self.registry = registry
         self.users: list[Metrics] = []
 
-        self.collectors: list[prometheus_client.registry.Collector] = [self]
+        flush = _Flush(self)
+        registry.register(flush)  # first: a scrape flushes the events before reading counts
+        self.collectors: list[prometheus_client.registry.Collector] = [self, flush]
 
         def counter(name: str, doc: str, labels: str) -> Counter:
             made = Counter(f"durably_{name}", doc, labels.split(), registry=registry)
@@ -194,6 +196,22 @@ _families: dict[CollectorRegistry, _Family] = {}
 _families_lock = threading.Lock()
 
 
+class _Flush:
+    """Events reach the metrics on the engines' hook threads (subscribed deferred): a
+    scrape first waits for those emitted before it, so counts are never behind."""
+
+    def __init__(self, family: _Family) -> None:
+        self.family = family
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        for user in list(self.family.users):
+            user.engine.hooks.flush(1.0)
+        return []
+
+
 class Metrics:
     """One engine's instrumentation; :meth:`close` undoes it (also on leaving a ``with``)."""
 
@@ -218,7 +236,7 @@ class Metrics:
                 raise ValueError("this engine is already instrumented in this registry")
             family.users.append(self)
         self._family = family
-        self._unsubscribe = engine.hooks.subscribe(family)
+        self._unsubscribe = engine.hooks.subscribe(family, deferred=True)
         self._thread = threading.Thread(target=self._loop, name="durably-metrics", daemon=True)
         self._thread.start()
 
