@@ -7,9 +7,10 @@ built. A subscriber that raises is logged and the engine goes on; it must be
 quick, as it runs on the thread that emits (a worker thread, the event loop, the
 writer).
 
-Events of a step carry what replay skips: ``step_started`` and ``step_finished``
-are emitted only when the step's body really runs, never when its recorded
-result is replayed.
+Events are named tuples: immutable, and built in well under a microsecond (the
+engine builds one per step when someone listens). Events of a step carry what
+replay skips: ``step_started`` and ``step_finished`` are emitted only when the
+step's body really runs, never when its recorded result is replayed.
 
 Three methods are more than notifications. ``run_starting`` is asked, in the code
 that starts a run (a caller, a parent run, a schedule's tick), for a carrier to
@@ -25,21 +26,23 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from durably.errors import ErrorInfo
 from durably.records import RunStatus
 
 log = logging.getLogger("durably.hooks")
+#: How long the hooks thread waits, once it has delivered everything, before it looks
+#: again: the threads that emit then rarely wake it (it takes what gathered at once).
+LINGER = 0.005
 E = TypeVar("E")
 
 
-@dataclass(frozen=True, slots=True)
-class RunStarting:
+class RunStarting(NamedTuple):
     """A run is about to be written: by a caller (``origin="start"``), by its parent
     run (``"child"``), by a schedule's tick (``"schedule"``)."""
 
@@ -51,8 +54,7 @@ class RunStarting:
     schedule_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RunStarted:
+class RunStarted(NamedTuple):
     """A run was created (its write committed; not for a start that found its run)."""
 
     run_id: str
@@ -61,8 +63,7 @@ class RunStarted:
     origin: str
 
 
-@dataclass(frozen=True, slots=True)
-class RunClaimed:
+class RunClaimed(NamedTuple):
     """A worker took a run to execute it (a start, a wake-up, a retry, a recovery)."""
 
     run_id: str
@@ -79,8 +80,7 @@ class RunClaimed:
     created_at: float = 0.0  # store time
 
 
-@dataclass(frozen=True, slots=True)
-class StepStarted:
+class StepStarted(NamedTuple):
     """A step's body is about to run (an attempt, not a replay)."""
 
     run_id: str
@@ -90,8 +90,7 @@ class StepStarted:
     attempt: int
 
 
-@dataclass(frozen=True, slots=True)
-class StepFinished:
+class StepFinished(NamedTuple):
     """A step's attempt ended: ``completed``, ``failed`` (for good) or ``retrying``."""
 
     run_id: str
@@ -104,8 +103,7 @@ class StepFinished:
     error: ErrorInfo | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RunSuspended:
+class RunSuspended(NamedTuple):
     """An execution ended with the run waiting: sleeping, for a signal or child, or a retry."""
 
     run_id: str
@@ -114,8 +112,7 @@ class RunSuspended:
     wake_at: float | None  # store time; None until woken
 
 
-@dataclass(frozen=True, slots=True)
-class RunEnded:
+class RunEnded(NamedTuple):
     """A run reached a terminal status (its final write committed)."""
 
     run_id: str
@@ -126,8 +123,7 @@ class RunEnded:
     queue: str = "default"
 
 
-@dataclass(frozen=True, slots=True)
-class RunLost:
+class RunLost(NamedTuple):
     """This worker lost a run it was executing: another took its lease over."""
 
     run_id: str
@@ -135,8 +131,7 @@ class RunLost:
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
-class RunReleased:
+class RunReleased(NamedTuple):
     """This worker gave a run up unfinished: the database failed one of its writes (the
     run is released for a later execution, here or elsewhere)."""
 
@@ -145,16 +140,14 @@ class RunReleased:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class SignalSent:
+class SignalSent(NamedTuple):
     """A signal was sent to a run (the send committed), from the code that sent it."""
 
     run_id: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class TicksDecided:
+class TicksDecided(NamedTuple):
     """A worker decided a due schedule: what became of the ticks due since its last
     decision (counts; ``started`` are runs written with the decision)."""
 
@@ -166,8 +159,7 @@ class TicksDecided:
     missed: int
 
 
-@dataclass(frozen=True, slots=True)
-class BatchCommitted:
+class BatchCommitted(NamedTuple):
     """The group-commit writer committed one transaction of ``size`` writes."""
 
     size: int
@@ -265,7 +257,7 @@ class Hooks:
         if deferred:
             if any(name in _IMMEDIATE for name, _ in chosen):
                 raise ValueError("run_starting and the scopes cannot be deferred")
-            chosen = [(name, functools.partial(self._later, method)) for name, method in chosen]
+            chosen = [(name, functools.partial(self.later, method)) for name, method in chosen]
         with self._lock:
             for name, method in chosen:
                 setattr(self, name, (*getattr(self, name), method))
@@ -277,7 +269,9 @@ class Hooks:
 
         return unsubscribe
 
-    def _later(self, listener: Callable[[E], None], event: E) -> None:
+    def later(self, listener: Callable[[E], None], event: E) -> None:
+        """Call ``listener(event)`` on this engine's hooks thread, after what was handed
+        to it before (what deferred subscribers get; see :meth:`subscribe`)."""
         if self._deliverer is None:
             with self._lock:
                 if self._deliverer is None:
@@ -294,6 +288,8 @@ class Hooks:
                 event.set()
                 continue
             emit((listener,), event)
+            if self._queue.empty():
+                time.sleep(LINGER)  # let events gather: one wake-up for many
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the events emitted so far reached their deferred subscribers;

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -246,10 +247,12 @@ def stolen_from_under_me() -> str:
         return "again"
     engine = ENGINES[0]
     assert engine.executor is not None
-    engine.store.release_owner(engine.executor.owner)
-    engine.store.transact(
-        lambda tx: engine.store.claim_runs(tx, "thief", 10, 60.0, ["prom.stolen"])
-    )
+    executor_owner = engine.executor.owner
+    engine.store.release_owner(executor_owner)
+    store = engine.store
+    # This engine may claim the released run before the thief does: release it again.
+    while not store.transact(lambda tx: store.claim_runs(tx, "thief", 10, 60.0, ["prom.stolen"])):
+        store.release_owner(executor_owner)
     STOLEN.set()
     return "late"
 
@@ -429,3 +432,31 @@ def test_a_store_error_in_the_gauges_thread_is_logged_and_retried(
     (record,) = [r for r in caplog.records if r.name == "durably.metrics"]
     assert "the store failed" in record.getMessage()
     assert record.exc_info is not None and "the database is away" in str(record.exc_info[1])
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    from durably.contrib.prometheus import _Histograms
+
+    histogram = _Histograms("probe_seconds", "A probe.", "queue", (0.1, 1, 10))
+    for value in (0.05, 0.1, 0.5, 1, 20):
+        histogram.observe(("q",), value)
+    (sample_family,) = text_string_to_metric_families(generate_latest_of(histogram.family()))
+    values = {(s.name, s.labels.get("le")): s.value for s in sample_family.samples}
+    assert values[("durably_probe_seconds_bucket", "0.1")] == 2  # le is inclusive
+    assert values[("durably_probe_seconds_bucket", "1.0")] == 4
+    assert values[("durably_probe_seconds_bucket", "10.0")] == 4
+    assert values[("durably_probe_seconds_bucket", "+Inf")] == 5
+    assert values[("durably_probe_seconds_count", None)] == 5
+    assert values[("durably_probe_seconds_sum", None)] == pytest.approx(21.65)
+
+
+def generate_latest_of(family: Any) -> str:
+    """The exposition of one metric family alone."""
+
+    class One:
+        def collect(self) -> Any:
+            return [family]
+
+    registry = CollectorRegistry()
+    registry.register(One())
+    return generate_latest(registry).decode()

@@ -14,13 +14,16 @@ while it holds it, refreshes them; a process that does not hold it exports none 
 those series, so a sum over the fleet does not multiply them. A store error is
 logged (``durably.metrics``) and the refresh tried again at the next interval.
 
-Instruments of one registry share its metric objects (the last one closed
-unregisters them), so several engines may be instrumented in one registry: their
-counts add up.
+Instruments of one registry share its metrics (the last one closed unregisters
+them), so several engines may be instrumented in one registry: their counts add up.
+An event costs a few dict updates under a lock, on the thread that emits it; the
+numbers become metric families only when the registry is scraped.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import os
 import socket
@@ -32,8 +35,13 @@ from typing import TYPE_CHECKING
 
 try:
     import prometheus_client
-    from prometheus_client import CollectorRegistry, Counter, Histogram
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        Metric,
+    )
 except ImportError as exc:
     raise ImportError(
         "durably.contrib.prometheus needs prometheus-client: pip install 'durably[prometheus]'"
@@ -46,7 +54,6 @@ from durably.hooks import (
     RunLost,
     RunStarted,
     StepFinished,
-    StepStarted,
     Subscriber,
     TicksDecided,
 )
@@ -70,62 +77,114 @@ _BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 _Fleet = tuple[list[tuple[str, str, int, float | None]], float]
 
 
+class _Counts:
+    """A counter per label values, as plain numbers (updated under the family's lock)."""
+
+    def __init__(self, name: str, doc: str, labels: str) -> None:
+        self.name, self.doc, self.labels = f"durably_{name}", doc, labels.split()
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, key: tuple[str, ...], by: float = 1.0) -> None:
+        self.values[key] = self.values.get(key, 0.0) + by
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in sorted(self.values.items()):
+            family.add_metric(list(key), value)
+        return family
+
+
+class _Histograms:
+    """A histogram per label values: a count per bucket and the sum (under the lock)."""
+
+    def __init__(self, name: str, doc: str, labels: str, buckets: Iterable[float]) -> None:
+        self.name, self.doc, self.labels = f"durably_{name}", doc, labels.split()
+        self.bounds = tuple(float(b) for b in buckets)
+        self.values: dict[tuple[str, ...], list[float]] = {}  # bucket counts..., +Inf, sum
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        row = self.values.get(key)
+        if row is None:
+            row = self.values[key] = [0.0] * (len(self.bounds) + 2)
+        row[bisect.bisect_left(self.bounds, value)] += 1  # the first bound >= value
+        row[-1] += value
+
+    def family(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, row in sorted(self.values.items()):
+            cumulative = list(itertools.accumulate(row[:-1]))
+            buckets = [(repr(b), c) for b, c in zip(self.bounds, cumulative[:-1], strict=True)]
+            buckets.append(("+Inf", cumulative[-1]))
+            family.add_metric(list(key), buckets, row[-1])
+        return family
+
+
 class _Family(Subscriber):
-    """The metric objects of one registry, shared by its instruments; subscribed to
-    their engines, its hook callbacks are a label lookup and an inc or observe each."""
+    """The metrics of one registry, shared by its instruments and subscribed to their
+    engines. A callback is a few dict updates under one lock, on the thread that emits
+    (no prometheus-client object per update): the numbers become metric families only
+    when the registry is scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.users: list[Metrics] = []
-
-        flush = _Flush(self)
-        registry.register(flush)  # first: a scrape flushes the events before reading counts
-        self.collectors: list[prometheus_client.registry.Collector] = [self, flush]
-
-        def counter(name: str, doc: str, labels: str) -> Counter:
-            made = Counter(f"durably_{name}", doc, labels.split(), registry=registry)
-            self.collectors.append(made)
-            return made
-
-        def histogram(name: str, doc: str, labels: str, buckets: Iterable[float]) -> Histogram:
-            made = Histogram(
-                f"durably_{name}", doc, labels.split(), registry=registry, buckets=tuple(buckets)
-            )
-            self.collectors.append(made)
-            return made
-
-        self.started = counter("runs_started", "Runs created.", "workflow queue")
-        self.finished = counter("runs_finished", "Runs ended.", "workflow queue status")
-        self.attempts = counter("step_attempts", "Step bodies run (not replays).", "workflow step")
-        self.retries = counter("step_retries", "Step attempts to be retried.", "workflow step")
-        self.recovered = counter("recoveries", "Runs taken from dead workers.", "workflow queue")
-        self.lost = counter("leases_lost", "Runs another worker took over.", "workflow")
-        self.nondeterminism = counter(
+        self.collectors: list[prometheus_client.registry.Collector] = [self]
+        self._lock = threading.Lock()
+        self.started = _Counts("runs_started", "Runs created.", "workflow queue")
+        self.finished = _Counts("runs_finished", "Runs ended.", "workflow queue status")
+        self.attempts = _Counts(
+            "step_attempts", "Step bodies that ran (not replays).", "workflow step"
+        )
+        self.retries = _Counts("step_retries", "Step attempts to be retried.", "workflow step")
+        self.recovered = _Counts("recoveries", "Runs taken from dead workers.", "workflow queue")
+        self.lost = _Counts("leases_lost", "Runs another worker took over.", "workflow")
+        self.nondeterminism = _Counts(
             "nondeterminism_errors", "Runs failed on changed code.", "workflow"
         )
-        self.ticks = counter("schedule_ticks", "Schedule ticks decided.", "workflow outcome")
-        self.run_seconds = histogram(
+        self.ticks = _Counts("schedule_ticks", "Schedule ticks decided.", "workflow outcome")
+        self.run_seconds = _Histograms(
             "run_duration_seconds", "Runs' creation to end.", "workflow status", _RUN_SECONDS
         )
-        self.waited = histogram(
+        self.waited = _Histograms(
             "schedule_to_start_seconds", "Runs' due to claimed.", "queue", _WAIT_SECONDS
         )
-        self.step_seconds = histogram(
+        self.step_seconds = _Histograms(
             "step_duration_seconds", "Step bodies' duration.", "workflow step", _STEP_SECONDS
         )
-        self.commit_seconds = histogram(
+        self.commit_seconds = _Histograms(
             "store_commit_seconds", "Group commits' duration.", "", _COMMIT_SECONDS
         )
-        self.batch_size = histogram(
+        self.batch_size = _Histograms(
             "commit_batch_size", "Writes per group commit.", "", _BATCH_SIZES
         )
+        self._counted: list[_Counts | _Histograms] = [
+            self.started,
+            self.finished,
+            self.attempts,
+            self.retries,
+            self.recovered,
+            self.lost,
+            self.nondeterminism,
+            self.ticks,
+            self.run_seconds,
+            self.waited,
+            self.step_seconds,
+            self.commit_seconds,
+            self.batch_size,
+        ]
         registry.register(self)
 
-    def describe(self) -> list[GaugeMetricFamily]:
-        return self._gauges()
+    def describe(self) -> list[Metric]:
+        return [*(m.family() for m in self._counted), *self._gauges()]
 
-    def collect(self) -> list[GaugeMetricFamily]:
-        """The gauges now: this process's slots, the fleet's runs where a lease is held."""
+    def collect(self) -> list[Metric]:
+        """The counts, and the gauges now: this process's slots, the fleet's runs where
+        a lease is held."""
+        with self._lock:
+            counted: list[Metric] = [metric.family() for metric in self._counted]
+        return counted + self._gauge_values()
+
+    def _gauge_values(self) -> list[Metric]:
         slots, runs, ages = self._gauges()
         users = list(self.users)
         slots.add_metric([], sum(m._slots() for m in users))
@@ -158,58 +217,48 @@ class _Family(Subscriber):
         ]
 
     def run_started(self, event: RunStarted) -> None:
-        self.started.labels(event.workflow, event.queue).inc()
+        with self._lock:
+            self.started.inc((event.workflow, event.queue))
 
     def run_claimed(self, event: RunClaimed) -> None:
-        self.waited.labels(event.queue).observe(event.waited)
-        if event.recovered:
-            self.recovered.labels(event.workflow, event.queue).inc()
-
-    def step_started(self, event: StepStarted) -> None:
-        self.attempts.labels(event.workflow, event.step).inc()
+        with self._lock:
+            self.waited.observe((event.queue,), event.waited)
+            if event.recovered:
+                self.recovered.inc((event.workflow, event.queue))
 
     def step_finished(self, event: StepFinished) -> None:
-        self.step_seconds.labels(event.workflow, event.step).observe(event.seconds)
-        if event.status == "retrying":
-            self.retries.labels(event.workflow, event.step).inc()
+        key = (event.workflow, event.step)
+        with self._lock:
+            self.attempts.inc(key)  # an attempt counts once it finished: one event a step
+            self.step_seconds.observe(key, event.seconds)
+            if event.status == "retrying":
+                self.retries.inc(key)
 
     def run_ended(self, event: RunEnded) -> None:
         status = event.status.value
-        self.finished.labels(event.workflow, event.queue, status).inc()
-        self.run_seconds.labels(event.workflow, status).observe(event.seconds)
-        if event.error is not None and event.error.type == "NonDeterminismError":
-            self.nondeterminism.labels(event.workflow).inc()
+        with self._lock:
+            self.finished.inc((event.workflow, event.queue, status))
+            self.run_seconds.observe((event.workflow, status), event.seconds)
+            if event.error is not None and event.error.type == "NonDeterminismError":
+                self.nondeterminism.inc((event.workflow,))
 
     def run_lost(self, event: RunLost) -> None:
-        self.lost.labels(event.workflow).inc()
+        with self._lock:
+            self.lost.inc((event.workflow,))
 
     def ticks_decided(self, event: TicksDecided) -> None:
-        for outcome in ("started", "skipped", "buffered", "missed"):
-            self.ticks.labels(event.workflow, outcome).inc(getattr(event, outcome))
+        with self._lock:
+            for outcome in ("started", "skipped", "buffered", "missed"):
+                self.ticks.inc((event.workflow, outcome), getattr(event, outcome))
 
     def batch_committed(self, event: BatchCommitted) -> None:
-        self.commit_seconds.observe(event.seconds)
-        self.batch_size.observe(event.size)
+        with self._lock:
+            self.commit_seconds.observe((), event.seconds)
+            self.batch_size.observe((), event.size)
 
 
 _families: dict[CollectorRegistry, _Family] = {}
 _families_lock = threading.Lock()
-
-
-class _Flush:
-    """Events reach the metrics on the engines' hook threads (subscribed deferred): a
-    scrape first waits for those emitted before it, so counts are never behind."""
-
-    def __init__(self, family: _Family) -> None:
-        self.family = family
-
-    def describe(self) -> list[GaugeMetricFamily]:
-        return []
-
-    def collect(self) -> list[GaugeMetricFamily]:
-        for user in list(self.family.users):
-            user.engine.hooks.flush(1.0)
-        return []
 
 
 class Metrics:
@@ -236,7 +285,7 @@ class Metrics:
                 raise ValueError("this engine is already instrumented in this registry")
             family.users.append(self)
         self._family = family
-        self._unsubscribe = engine.hooks.subscribe(family, deferred=True)
+        self._unsubscribe = engine.hooks.subscribe(family)
         self._thread = threading.Thread(target=self._loop, name="durably-metrics", daemon=True)
         self._thread.start()
 

@@ -10,6 +10,7 @@ replay would return, so first execution and replay agree.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from durably import crashpoints
@@ -31,6 +32,7 @@ from durably.runtime.unwinding import Suspend
 from durably.serialization import dumps, loads
 
 _JSON_SCALARS = frozenset({int, str, bool, type(None)})
+log = logging.getLogger("durably.worker")  # a failed attempt to be retried
 
 
 class Scope(Protocol):
@@ -148,6 +150,14 @@ def _retry_or_fail(
     if scope.hooks.step_finished:
         event = _finished(scope, step, seq, attempt, "retrying", took, error)
         emit(scope.hooks.step_finished, event)
+    if log.isEnabledFor(logging.WARNING):
+        log.warning(
+            "run %s (%s): step %s attempt %d failed (%s: %s); retrying in %.3gs",
+            *(scope.run_id, scope.workflow_name, step.name, attempt, error.type, error.message),
+            delay,
+            extra={"run_id": scope.run_id, "workflow": scope.workflow_name, "step": step.name}
+            | {"attempt": attempt},
+        )
     if delay > RESIDENT_DELAY:  # free the worker; the claim path brings it back
         retrying = JournalEntry(
             seq, "step", step.name, EntryStatus.RETRYING, None, error, attempt, started, None, site

@@ -141,7 +141,7 @@ class Executor:
 
     # -- life cycle --------------------------------------------------------------
     def start(self) -> None:
-        self._unsubscribe_log = self.hooks.subscribe(WorkerLog(), deferred=True)
+        self._unsubscribe_log = self.hooks.subscribe(WorkerLog(self.hooks))
         self.time.measure()  # before any run computes a timer with it
         try:
             self.announce()
