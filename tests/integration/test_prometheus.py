@@ -460,3 +460,22 @@ def generate_latest_of(family: Any) -> str:
     registry = CollectorRegistry()
     registry.register(One())
     return generate_latest(registry).decode()
+
+
+def test_counts_from_many_threads_add_up_exactly() -> None:
+    from durably.contrib.prometheus import _Counts
+
+    counts = _Counts("probe", "A probe.", "workflow")
+
+    def add() -> None:
+        for _ in range(20_000):
+            counts.inc(("wf",))
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    scraped = [counts.merged() for _ in range(20)]  # while they add: never an error
+    for thread in threads:
+        thread.join()
+    assert counts.merged() == [(("wf",), [160_000.0])]
+    assert all(total <= 160_000 for rows in scraped for _, (total,) in rows)

@@ -16,8 +16,8 @@ logged (``durably.metrics``) and the refresh tried again at the next interval.
 
 Instruments of one registry share its metrics (the last one closed unregisters
 them), so several engines may be instrumented in one registry: their counts add up.
-An event costs a few dict updates under a lock, on the thread that emits it; the
-numbers become metric families only when the registry is scraped.
+An event costs a few additions to numbers of the thread that emits it (no lock); they
+are added up into metric families only when the registry is scraped.
 """
 
 from __future__ import annotations
@@ -77,41 +77,74 @@ _BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 _Fleet = tuple[list[tuple[str, str, int, float | None]], float]
 
 
-class _Counts:
-    """A counter per label values, as plain numbers (updated under the family's lock)."""
+Key = tuple[str, ...]  # label values
+
+
+class _Shards:
+    """Rows of numbers by label values, one set per thread: a thread adds to its own rows
+    only, so the threads that emit take no lock (a contended one would make them wait
+    on each other); a scrape adds up the rows of every thread."""
+
+    def __init__(self, name: str, doc: str, labels: str, width: int) -> None:
+        self.name, self.doc, self.labels = f"durably_{name}", doc, labels.split()
+        self._width = width
+        self._local = threading.local()
+        self._shards: list[dict[Key, list[float]]] = []
+
+    def row(self, key: Key) -> list[float]:
+        """This thread's row for ``key``."""
+        try:
+            rows: dict[Key, list[float]] = self._local.rows
+        except AttributeError:
+            rows = self._local.rows = {}
+            self._shards.append(rows)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [0.0] * self._width
+        return row
+
+    def merged(self) -> list[tuple[Key, list[float]]]:
+        """Every thread's rows added up, by label values."""
+        total: dict[Key, list[float]] = {}
+        for shard in list(self._shards):
+            for key, row in shard.copy().items():  # a copy: other threads go on adding
+                into = total.setdefault(key, [0.0] * self._width)
+                for i, value in enumerate(list(row)):
+                    into[i] += value
+        return sorted(total.items())
+
+
+class _Counts(_Shards):
+    """A counter per label values."""
 
     def __init__(self, name: str, doc: str, labels: str) -> None:
-        self.name, self.doc, self.labels = f"durably_{name}", doc, labels.split()
-        self.values: dict[tuple[str, ...], float] = {}
+        super().__init__(name, doc, labels, 1)
 
-    def inc(self, key: tuple[str, ...], by: float = 1.0) -> None:
-        self.values[key] = self.values.get(key, 0.0) + by
+    def inc(self, key: Key, by: float = 1.0) -> None:
+        self.row(key)[0] += by
 
     def family(self) -> CounterMetricFamily:
         family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
-        for key, value in sorted(self.values.items()):
+        for key, (value,) in self.merged():
             family.add_metric(list(key), value)
         return family
 
 
-class _Histograms:
-    """A histogram per label values: a count per bucket and the sum (under the lock)."""
+class _Histograms(_Shards):
+    """A histogram per label values: a count per bucket (and one past the last), the sum."""
 
     def __init__(self, name: str, doc: str, labels: str, buckets: Iterable[float]) -> None:
-        self.name, self.doc, self.labels = f"durably_{name}", doc, labels.split()
         self.bounds = tuple(float(b) for b in buckets)
-        self.values: dict[tuple[str, ...], list[float]] = {}  # bucket counts..., +Inf, sum
+        super().__init__(name, doc, labels, len(self.bounds) + 2)
 
-    def observe(self, key: tuple[str, ...], value: float) -> None:
-        row = self.values.get(key)
-        if row is None:
-            row = self.values[key] = [0.0] * (len(self.bounds) + 2)
+    def observe(self, key: Key, value: float) -> None:
+        row = self.row(key)
         row[bisect.bisect_left(self.bounds, value)] += 1  # the first bound >= value
         row[-1] += value
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
-        for key, row in sorted(self.values.items()):
+        for key, row in self.merged():
             cumulative = list(itertools.accumulate(row[:-1]))
             buckets = [(repr(b), c) for b, c in zip(self.bounds, cumulative[:-1], strict=True)]
             buckets.append(("+Inf", cumulative[-1]))
@@ -121,15 +154,13 @@ class _Histograms:
 
 class _Family(Subscriber):
     """The metrics of one registry, shared by its instruments and subscribed to their
-    engines. A callback is a few dict updates under one lock, on the thread that emits
-    (no prometheus-client object per update): the numbers become metric families only
-    when the registry is scraped."""
+    engines. A callback adds to its thread's own numbers (no lock, no prometheus-client
+    object per update): they become metric families only when the registry is scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.users: list[Metrics] = []
         self.collectors: list[prometheus_client.registry.Collector] = [self]
-        self._lock = threading.Lock()
         self.started = _Counts("runs_started", "Runs created.", "workflow queue")
         self.finished = _Counts("runs_finished", "Runs ended.", "workflow queue status")
         self.attempts = _Counts(
@@ -180,8 +211,7 @@ class _Family(Subscriber):
     def collect(self) -> list[Metric]:
         """The counts, and the gauges now: this process's slots, the fleet's runs where
         a lease is held."""
-        with self._lock:
-            counted: list[Metric] = [metric.family() for metric in self._counted]
+        counted: list[Metric] = [metric.family() for metric in self._counted]
         return counted + self._gauge_values()
 
     def _gauge_values(self) -> list[Metric]:
@@ -217,44 +247,37 @@ class _Family(Subscriber):
         ]
 
     def run_started(self, event: RunStarted) -> None:
-        with self._lock:
-            self.started.inc((event.workflow, event.queue))
+        self.started.inc((event.workflow, event.queue))
 
     def run_claimed(self, event: RunClaimed) -> None:
-        with self._lock:
-            self.waited.observe((event.queue,), event.waited)
-            if event.recovered:
-                self.recovered.inc((event.workflow, event.queue))
+        self.waited.observe((event.queue,), event.waited)
+        if event.recovered:
+            self.recovered.inc((event.workflow, event.queue))
 
     def step_finished(self, event: StepFinished) -> None:
         key = (event.workflow, event.step)
-        with self._lock:
-            self.attempts.inc(key)  # an attempt counts once it finished: one event a step
-            self.step_seconds.observe(key, event.seconds)
-            if event.status == "retrying":
-                self.retries.inc(key)
+        self.attempts.inc(key)  # an attempt counts once it finished: one event a step
+        self.step_seconds.observe(key, event.seconds)
+        if event.status == "retrying":
+            self.retries.inc(key)
 
     def run_ended(self, event: RunEnded) -> None:
         status = event.status.value
-        with self._lock:
-            self.finished.inc((event.workflow, event.queue, status))
-            self.run_seconds.observe((event.workflow, status), event.seconds)
-            if event.error is not None and event.error.type == "NonDeterminismError":
-                self.nondeterminism.inc((event.workflow,))
+        self.finished.inc((event.workflow, event.queue, status))
+        self.run_seconds.observe((event.workflow, status), event.seconds)
+        if event.error is not None and event.error.type == "NonDeterminismError":
+            self.nondeterminism.inc((event.workflow,))
 
     def run_lost(self, event: RunLost) -> None:
-        with self._lock:
-            self.lost.inc((event.workflow,))
+        self.lost.inc((event.workflow,))
 
     def ticks_decided(self, event: TicksDecided) -> None:
-        with self._lock:
-            for outcome in ("started", "skipped", "buffered", "missed"):
-                self.ticks.inc((event.workflow, outcome), getattr(event, outcome))
+        for outcome in ("started", "skipped", "buffered", "missed"):
+            self.ticks.inc((event.workflow, outcome), getattr(event, outcome))
 
     def batch_committed(self, event: BatchCommitted) -> None:
-        with self._lock:
-            self.commit_seconds.observe((), event.seconds)
-            self.batch_size.observe((), event.size)
+        self.commit_seconds.observe((), event.seconds)
+        self.batch_size.observe((), event.size)
 
 
 _families: dict[CollectorRegistry, _Family] = {}
