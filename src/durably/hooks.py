@@ -78,6 +78,8 @@ class RunClaimed(NamedTuple):
     parent_id: str | None = None
     trace: str | None = None  # what ``run_starting`` gave to store with the run
     created_at: float = 0.0  # store time
+    #: Created by this process already claimed (a start here), not taken from the queue.
+    started_here: bool = False
 
 
 class StepStarted(NamedTuple):

@@ -326,6 +326,8 @@ class Claim:
     journal: tuple[JournalEntry, ...]
     #: The worker it was taken back from (one that died, or whose lease ran out).
     recovered_from: str | None = None
+    #: Created by this process already claimed (a start, a child, a continuation).
+    started_here: bool = False
 
     @property
     def lease(self) -> Lease:

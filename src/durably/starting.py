@@ -253,7 +253,7 @@ class Starter:
         # it expires and any worker claims it.)
         if created and executor is not None:
             if new.owner is not None:
-                executor.dispatch(Claim(row, ()))
+                executor.dispatch(Claim(row, (), started_here=True))
             elif new.delay:
                 executor.wake_at(executor.now() + new.delay)
             else:

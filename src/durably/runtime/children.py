@@ -89,7 +89,7 @@ def _start_plan(
     if created and hooks.run_started:
         emit(hooks.run_started, RunStarted(child_id, wf.name, row.queue, "child"))
     if created and direct and host is not None:
-        host.dispatch(Claim(row, ()))
+        host.dispatch(Claim(row, (), started_here=True))
     return ChildHandle(child_id, wf.name, hint)
 
 

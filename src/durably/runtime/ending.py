@@ -161,6 +161,6 @@ def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
     def dispatch(created: tuple[Any, bool]) -> None:
         row, new = created
         if new and direct and host is not None:
-            host.dispatch(Claim(row, ()))
+            host.dispatch(Claim(row, (), started_here=True))
 
     return Conclusion(write.op, RunStatus.COMPLETED, then=dispatch)

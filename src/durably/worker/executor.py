@@ -334,6 +334,7 @@ class Executor:
             parent_id=run.parent_id,
             trace=run.trace,
             created_at=run.created_at,
+            started_here=claim.started_here,
         )
 
     def _spawn(self, ctx: RunContext) -> None:

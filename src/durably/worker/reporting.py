@@ -1,7 +1,8 @@
 """What a worker says about its runs, on the ``durably.worker`` logger.
 
-INFO: a run claimed (or recovered from a worker that died or lost its lease),
-completed, cancelled; WARNING: a step attempt that failed and will be retried, a
+INFO: a run claimed from the queue (or recovered from a worker that died or lost its
+lease; a run this process started and executes at once is DEBUG), completed,
+cancelled; WARNING: a step attempt that failed and will be retried, a
 lease lost, a run released after a database error; ERROR: a run failed, with its
 error and traceback. Arguments and results are never logged. Each line is built
 only when its level is enabled. (A step's failed attempt is logged by the step loop,
@@ -34,7 +35,7 @@ class WorkerLog(Subscriber):
         self._later = hooks.later
 
     def run_claimed(self, event: RunClaimed) -> None:
-        if log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logging.DEBUG if event.started_here else logging.INFO):
             self._later(_claimed, event)
 
     def run_ended(self, event: RunEnded) -> None:
@@ -56,6 +57,9 @@ def _claimed(event: RunClaimed) -> None:
     if event.recovered:
         text = "run %s (%s) recovered from a worker that died or lost its lease; attempt %d"
         log.info(text, event.run_id, event.workflow, event.attempt, extra=about)
+    elif event.started_here:  # not taken from the queue: its start is the caller's news
+        text = "run %s (%s) started here"
+        log.debug(text, event.run_id, event.workflow, extra=about)
     else:
         what = "resumed" if event.replaying else "claimed"
         text = "run %s (%s) %s; attempt %d"
