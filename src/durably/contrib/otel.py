@@ -76,25 +76,6 @@ def current_trace_ids() -> tuple[str, str] | None:
     return format(found.trace_id, "032x"), format(found.span_id, "016x")
 
 
-def _ended(told: tuple[Span, hooks.RunEnded, int]) -> None:
-    span, event, at = told
-    span.set_attribute("durably.run.status", event.status.value)
-    if event.status is RunStatus.FAILED and event.error is not None:
-        error = event.error
-        recorded = {"exception.type": error.type, "exception.message": error.message}
-        span.add_event("exception", {**recorded, "exception.stacktrace": error.traceback}, at)
-        span.set_status(Status(StatusCode.ERROR, f"{error.type}: {error.message}"))
-    elif event.status is RunStatus.FAILED:
-        span.set_status(Status(StatusCode.ERROR))
-    span.end(at)
-
-
-def _annotated(told: tuple[Span, str, Attributes, int]) -> None:
-    span, name, attributes, at = told
-    span.add_event(name, attributes, at)
-    span.end(at)
-
-
 class Tracing(hooks.Subscriber):
     """The subscriber that makes the spans, subscribed once made (see :func:`instrument`)."""
 
@@ -210,10 +191,6 @@ class Tracing(hooks.Subscriber):
             span.add_event("retry", attributes)
 
     # -- how executions end --------------------------------------------------------
-    # The span is taken off the open ones at once (a next execution may begin); what
-    # ends it (its attributes, the SDK's processing) is done on the engine's hooks
-    # thread, with the time of the event: the thread that told it, often the writer
-    # of the group commit, is not held up.
     def run_suspended(self, event: hooks.RunSuspended) -> None:
         attributes: Attributes = {"durably.run.status": event.status.value}
         if event.wake_at is not None:
@@ -222,8 +199,17 @@ class Tracing(hooks.Subscriber):
 
     def run_ended(self, event: hooks.RunEnded) -> None:
         span = self._take(event.run_id)
-        if span is not None:
-            self.engine.hooks.later(_ended, (span, event, time.time_ns()))
+        if span is None:
+            return
+        span.set_attribute("durably.run.status", event.status.value)
+        if event.status is RunStatus.FAILED and event.error is not None:
+            error = event.error
+            recorded = {"exception.type": error.type, "exception.message": error.message}
+            span.add_event("exception", {**recorded, "exception.stacktrace": error.traceback})
+            span.set_status(Status(StatusCode.ERROR, f"{error.type}: {error.message}"))
+        elif event.status is RunStatus.FAILED:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
 
     def run_lost(self, event: hooks.RunLost) -> None:
         self._end(event.run_id, "lost", {"durably.lease.epoch": event.epoch})
@@ -235,7 +221,8 @@ class Tracing(hooks.Subscriber):
     def _end(self, run_id: str, name: str, attributes: Attributes) -> None:
         span = self._take(run_id)
         if span is not None:
-            self.engine.hooks.later(_annotated, (span, name, attributes, time.time_ns()))
+            span.add_event(name, attributes)
+            span.end()
 
     def _take(self, run_id: str) -> Span | None:
         """The run's oldest open execution span, now no longer open."""
