@@ -5,7 +5,12 @@ Decorate functions with :func:`workflow` and :func:`step`, start runs with an
 """
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library's loggers print nothing until the application configures logging (then
+# they log through its handlers; `durably worker` configures it).
+logging.getLogger("durably").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:  # what type checkers see; at run time each name loads on first use
     from durably.engine import Engine

@@ -40,7 +40,7 @@ LEASE, POLL = 2.0, 0.2
 RUNS = 200
 START_SECONDS = 14.0  # runs are started steadily over this long, so kills hit work
 KILL_EVERY = 2.0
-RECOVERED = "recovered"  # what the executor logs when it releases a dead pid's runs
+RECOVERED = "run(s) of dead worker"  # what the claimer logs when it releases a dead pid's runs
 
 
 def _plan(seed: int) -> dict[str, tuple[str, list[int]]]:

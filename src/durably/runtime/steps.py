@@ -150,8 +150,8 @@ def _retry_or_fail(
     if scope.hooks.step_finished:
         event = _finished(scope, step, seq, attempt, "retrying", took, error)
         emit(scope.hooks.step_finished, event)
-    if log.isEnabledFor(logging.WARNING):
-        log.warning(
+    if log.isEnabledFor(logging.INFO):  # expected (a transient error): INFO, not WARNING
+        log.info(
             "run %s (%s): step %s attempt %d failed (%s: %s); retrying in %.3gs",
             *(scope.run_id, scope.workflow_name, step.name, attempt, error.type, error.message),
             delay,

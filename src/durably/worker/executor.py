@@ -379,6 +379,12 @@ class Executor:
 
     def _finished(self, ctx: RunContext, ending: Conclusion | None, done: Any) -> None:
         was_full = len(self.inflight) >= self.capacity
+        concluded = ending is not None and not (
+            ctx.lost or ctx.broken or isinstance(done, Exception)
+        )
+        if concluded:  # the run counts as here until its result is: a waiter woken by
+            assert ending is not None  # its end (a NOTIFY) then waits, and reads nothing
+            running.tell_hooks(self.hooks, ctx, ending)
         self.inflight.pop(ctx.run_id, None)
         if ctx.lost or isinstance(done, LeaseLost) or (ending is None and not ctx.broken):
             self._note_lost(ctx)
@@ -390,7 +396,6 @@ class Executor:
             emit(self.hooks.run_released, RunReleased(ctx.run_id, ctx.workflow_name, reason))
         elif ending is not None:
             crashpoints.hit("run.after_finish")
-            running.tell_hooks(self.hooks, ctx, ending)
             if ending.then is not None:
                 ending.then(done)
             if ending.wake_at is not None:

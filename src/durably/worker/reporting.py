@@ -2,8 +2,8 @@
 
 INFO: a run claimed from the queue (or recovered from a worker that died or lost its
 lease; a run this process started and executes at once is DEBUG), completed,
-cancelled; WARNING: a step attempt that failed and will be retried, a
-lease lost, a run released after a database error; ERROR: a run failed, with its
+cancelled, a step attempt that failed and will be retried; WARNING: a lease lost, a
+run released after a database error; ERROR: a run failed, with its
 error and traceback. Arguments and results are never logged. Each line is built
 only when its level is enabled. (A step's failed attempt is logged by the step loop,
 where it happens: durably.runtime.steps.)
