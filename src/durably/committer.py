@@ -196,13 +196,11 @@ class Committer:
                     _tell(batch[0][1], False, exc)
                 return
         crashpoints.hit("commit.after")
-        if self.hooks.batch_committed:
-            emit(
-                self.hooks.batch_committed,
-                BatchCommitted(len(batch), self.clock.monotonic() - began),
-            )
+        took = self.clock.monotonic() - began if self.hooks.batch_committed else 0.0
         for (_, done), value in zip(batch, results, strict=True):
             _tell(done, True, value)
+        if self.hooks.batch_committed:  # once the waiters were told: they go on meanwhile
+            emit(self.hooks.batch_committed, BatchCommitted(len(batch), took))
 
     def close(self) -> None:
         """Finish what is queued and stop the background writer."""

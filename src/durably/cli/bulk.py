@@ -113,6 +113,7 @@ def _apply(
                 break
             note(f"{done} of about {matched} done")
             cursor = page.cursor
+        matched = done  # what still matched when acted on (runs end meanwhile)
     _summary(s, matched, outcomes, dry_run=dry_run)
 
 

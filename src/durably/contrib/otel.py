@@ -50,7 +50,6 @@ def instrument(
     tracer_provider: trace.TracerProvider | None = None,
     *,
     new_trace_after: str | float | timedelta = "5m",
-    record_payloads: bool = False,
 ) -> Tracing:
     """Trace ``engine``'s runs; returns the :class:`Tracing`, whose ``close()`` stops it.
 
@@ -62,10 +61,8 @@ def instrument(
         tracer_provider: where spans go; the global one when ``None``.
         new_trace_after: an execution that replays a journal more than this long after
             its run was created starts a new trace, linked to the run's stored context.
-        record_payloads: the hook events carry no payloads (arguments, results,
-            signals), so spans have none either way.
     """
-    return Tracing(engine, tracer_provider, parse_duration(new_trace_after), record_payloads)
+    return Tracing(engine, tracer_provider, parse_duration(new_trace_after))
 
 
 def current_trace_ids() -> tuple[str, str] | None:
@@ -84,14 +81,12 @@ class Tracing(hooks.Subscriber):
         engine: Engine,
         tracer_provider: trace.TracerProvider | None,
         new_trace_after: float,
-        record_payloads: bool = False,
     ) -> None:
         from durably import __version__
 
         self.engine = engine
         self.tracer = trace.get_tracer("durably", __version__, tracer_provider)
         self.new_trace_after = new_trace_after
-        self.record_payloads = record_payloads
         # The open execution spans of each run, oldest first: an execution's end may be
         # told after the run's next execution began (another thread claimed it).
         self._open: dict[str, deque[Span]] = {}
