@@ -29,6 +29,14 @@ EXPECTED = {
         "backfill: created 5, then 0 (5 existed)",
         "backfilled run: report eu (backfill of 2026-03-02 08:00Z)",
     ],
+    "observability.py": [
+        "INFO shop [shop.order None] ordering lamp",
+        "INFO shop.inventory [shop.order reserve] reserving lamp",
+        "step reserve attempt 1 failed (ConnectionError: inventory service timed out)",
+        "result: reserved-lamp",
+        'durably_runs_finished_total{queue="default",status="completed",workflow="shop.order"} 1.0',
+        'durably_step_retries_total{step="reserve",workflow="shop.order"} 1.0',
+    ],
     "recovery.py": [
         "failed: step 'send_invoice' failed after 2 attempt(s)",
         "same run: True, status failed",

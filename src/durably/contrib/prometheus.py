@@ -47,6 +47,7 @@ except ImportError as exc:
         "durably.contrib.prometheus needs prometheus-client: pip install 'durably[prometheus]'"
     ) from exc
 
+from durably.errors import StoreClosed
 from durably.hooks import (
     BatchCommitted,
     RunClaimed,
@@ -327,6 +328,8 @@ class Metrics:
         self._fleet = None
         try:
             self.engine.store.release_lock(LOCK, self.owner)
+        except StoreClosed:
+            pass  # closed with its engine: the lease runs out by itself
         except Exception:
             log.warning("metrics: the %s lease was not released", LOCK, exc_info=True)
         with _families_lock:

@@ -33,6 +33,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 T = TypeVar("T")
 log = logging.getLogger("durably.store")
+#: How long PostgreSQL lets a session of this store sit idle inside a transaction
+#: before it ends the session (and releases its locks).
+IDLE_IN_TRANSACTION_MS = 10_000
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x6475726162  # pg_advisory_xact_lock key: "durab"
@@ -143,6 +146,9 @@ class PostgresStore(SqlStore):
         # Every statement here is a short OLTP one; JIT compiling one whose estimate
         # looks large (a purge over a big table) costs hundreds of milliseconds.
         conn.execute("SET jit = off")
+        # A transaction here never waits on user code: one left idle (its process paused
+        # by SIGSTOP or a frozen VM) would hold row locks its peers' claims skip forever.
+        conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
 
     def _adapt(self, statement: str) -> str:
         return pyformat(statement)
