@@ -1,0 +1,143 @@
+"""replay_check and ``durably replay-check``: recorded runs replayed against changed code,
+with no step body run and nothing written."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import durably
+from durably.testing.replay import replay_check
+from tests.integration.cli import cli
+
+VERSION = {"v": "original"}
+EXECUTED: list[str] = []
+
+
+@durably.step
+def reserve(item: str) -> str:
+    EXECUTED.append("reserve")
+    return f"reserved-{item}"
+
+
+@durably.step
+def audit(item: str) -> str:
+    EXECUTED.append("audit")
+    return f"audited-{item}"
+
+
+@durably.step
+def charge(item: str) -> str:
+    EXECUTED.append("charge")
+    return f"charged-{item}"
+
+
+@durably.workflow(name="replay.order")
+def order(item: str) -> list[str]:
+    done = [reserve(item)]
+    if VERSION["v"] == "inserted":  # a step added before a recorded position
+        done.append(audit(item))
+    elif VERSION["v"] == "patched" and durably.patched("audit-before-charge"):
+        done.append(audit(item))  # the same change, guarded: old runs keep their path
+    if VERSION["v"] != "in-flight":
+        done.append(charge(item))
+    durably.sleep("1h")  # what comes after is not recorded yet: runs stop here
+    done.append(charge(item))
+    return done
+
+
+@pytest.fixture
+def recorded(engine: durably.Engine) -> Iterator[list[str]]:
+    """Two runs recorded with the original code, sleeping after their second step."""
+    VERSION["v"] = "original"
+    handles = [engine.start_workflow(order, item) for item in ("lamp", "desk")]
+    for handle in handles:
+        _wait_status(engine, handle.run_id, durably.RunStatus.SLEEPING)
+    yield [h.run_id for h in handles]
+    VERSION["v"] = "original"
+
+
+def _wait_status(engine: durably.Engine, run_id: str, status: durably.RunStatus) -> None:
+    deadline = time.monotonic() + 15
+    while engine.get_run(run_id).status is not status:
+        assert time.monotonic() < deadline, engine.get_run(run_id)
+        time.sleep(0.02)
+
+
+def test_the_same_code_replays_cleanly(engine: durably.Engine, recorded: list[str]) -> None:
+    EXECUTED.clear()
+    report = replay_check(engine)
+    assert report.ok and report.checked == 2 and report.divergences == []
+    assert EXECUTED == []  # no step body ran
+
+
+def test_a_step_inserted_before_a_recorded_position_is_reported(
+    engine: durably.Engine, recorded: list[str]
+) -> None:
+    VERSION["v"] = "inserted"
+    EXECUTED.clear()
+    before = [engine.steps(r) for r in recorded]
+    report = replay_check(engine)
+    assert not report.ok
+    assert sorted(d.run_id for d in report.divergences) == sorted(recorded)
+    first = report.divergences[0]
+    assert (first.workflow, first.position) == ("replay.order", 1)
+    assert first.recorded.startswith("step 'charge' (called at test_replay_check.py:")
+    assert first.current == "step 'audit'"
+    assert "test_replay_check.py" in first.call_site
+    assert EXECUTED == []
+    assert [engine.steps(r) for r in recorded] == before  # nothing written
+    assert all(engine.get_run(r).status is durably.RunStatus.SLEEPING for r in recorded)
+
+
+def test_the_same_change_guarded_by_patched_is_accepted(
+    engine: durably.Engine, recorded: list[str]
+) -> None:
+    VERSION["v"] = "patched"
+    report = replay_check(engine)
+    assert report.ok and report.checked == 2
+
+
+def test_a_removed_step_is_reported(engine: durably.Engine, recorded: list[str]) -> None:
+    VERSION["v"] = "in-flight"  # charge no longer called where it was recorded
+    report = replay_check(engine, workflows=["replay.*"], sample=1)
+    assert report.checked == 1
+    (divergence,) = report.divergences
+    assert divergence.position == 1 and divergence.recorded.startswith("step 'charge'")
+
+
+def test_runs_of_workflows_this_code_lacks_are_counted_not_checked(
+    engine: durably.Engine, recorded: list[str]
+) -> None:
+    client = durably.Engine(engine.store, execute=False)
+    client.start_workflow("replay.elsewhere", 1)
+    report = replay_check(engine)
+    assert report.unknown == {"replay.elsewhere": 1} and report.checked == 2
+    with pytest.raises(ValueError, match="sample"):
+        replay_check(engine, sample=0)
+
+
+APP = """
+import durably
+from tests.integration.test_replay_check import order  # noqa: F401 (registers it)
+"""
+
+
+def test_the_command_exits_1_on_a_divergence(
+    store_url: str, recorded: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    url = store_url
+    same = cli("replay-check", "--store", url, "--app", "tests.integration.test_replay_check")
+    assert same.code == 0 and "2 run(s) replayed, 0 divergence(s)" in same.err, same
+    VERSION["v"] = "inserted"
+    changed = cli(
+        "replay-check", "--store", url, "--app", "tests.integration.test_replay_check", "-o", "json"
+    )
+    assert changed.code == 1, changed
+    found = changed.json()
+    assert found["checked"] == 2 and {d["position"] for d in found["divergences"]} == {1}
+    assert cli("replay-check", "--store", url).code == 3  # no --app
