@@ -15,9 +15,11 @@ from durably.durations import parse_duration
 from durably.errors import InvalidRunState, RunNotFound, WorkflowNotFound
 from durably.handle import RunHandle
 from durably.hooks import Hooks, SignalSent, emit
+from durably.mocking import _UNSET, StepMock, StepMocks
 from durably.names import check_name, check_optional
 from durably.operating import Operations
 from durably.records import Run, RunRow, RunStatus, StepRecord, new_run_id, why_waiting
+from durably.registry import Step
 from durably.retention import Retention
 from durably.runtime.retrying import positions_to_drop
 from durably.scheduling import Schedules
@@ -110,6 +112,7 @@ class Engine(Starter, Operations):
         self.committer = Committer(self.store, self.hooks)
         self._executor: Executor | None = None
         self.watchers = Watchers()
+        self._mocks = StepMocks()
         self._unlisten: Callable[[], None] | None = None
         #: The store's schedules: create, list, pause, trigger, backfill ... (see
         #: durably.scheduling); workers fire them, with no leader.
@@ -136,6 +139,7 @@ class Engine(Starter, Operations):
                 workflows=self.workflows,
                 retention=self.retention,
                 worker_id=self.worker_id,
+                mocks=self._mocks.active,
             )
             declared = [registry.lookup(n) for n in self._executor.workflow_names()]
             specs = self.schedules.declared(declared)
@@ -289,6 +293,18 @@ class Engine(Starter, Operations):
         if self._executor is not None:
             self._executor.cancel_local(run_id, reason)
             self._executor.poke()
+
+    def mock_step(
+        self,
+        step: Step[Any, Any],
+        *,
+        returns: Any = _UNSET,
+        raises: BaseException | type[BaseException] | None = None,
+    ) -> AbstractContextManager[StepMock]:
+        """While the ``with`` block lasts, runs executed by this engine get ``returns``
+        (or raise ``raises``) from ``step`` instead of running its body; the outcome is
+        journaled and retried like the body's (see :mod:`durably.mocking`)."""
+        return self._mocks.mock(step, returns=returns, raises=raises)
 
     def send_signal(
         self, run_id: str, name: str, payload: Any = None, *, idempotency_key: str | None = None

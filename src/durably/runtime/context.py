@@ -67,6 +67,8 @@ class Host(Protocol):
 
     owner: str
     lease: float
+    #: Steps whose body is replaced, by name (``engine.mock_step``).
+    mocks: dict[str, Step[Any, Any]]
 
     @property
     def draining(self) -> bool: ...
@@ -113,6 +115,7 @@ class RunContext:
         self.clock = clock
         self.max_payload = max_payload
         self.host = host
+        self.mocks: dict[str, Step[Any, Any]] = host.mocks if host is not None else {}
         self.workflow = workflow
         self.workflow_name = workflow.name
         self.run = claim.run

@@ -47,6 +47,8 @@ class Scope(Protocol):
     #: The step executing now and since when (monotonic), published by the heartbeat.
     current_step: str | None
     step_since: float
+    #: Steps whose body is replaced, by name (``engine.mock_step``).
+    mocks: dict[str, Step[Any, Any]]
 
     def gate(self) -> None: ...
     def now(self) -> float: ...
@@ -86,11 +88,12 @@ def step_plan(
         crashpoints.hit("step.before_body")
         try:
             try:
+                body = scope.mocks.get(step.name, step) if scope.mocks else step
                 if started_event is None or not hooks.step_executing:
-                    result = yield Invoke(step, args, kwargs, this)
+                    result = yield Invoke(body, args, kwargs, this)
                 else:  # the subscribers' scopes around the body (a current span)
                     with Scoped(hooks.step_executing, started_event):
-                        result = yield Invoke(step, args, kwargs, this)
+                        result = yield Invoke(body, args, kwargs, this)
             except (KeyboardInterrupt, SystemExit) as exc:  # the body's, never the engine's
                 raise Interrupted.of(exc, f"by step {step.name!r}") from exc
             took = _took(scope)

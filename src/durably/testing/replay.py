@@ -78,6 +78,7 @@ class _Replaying:
     owner = "replay-check"
     lease = 0.0
     draining = True
+    mocks: dict[str, Any] = {}
 
     def __init__(self, store: Store) -> None:
         self.now = store.now

@@ -63,8 +63,11 @@ class Executor:
         workflows: Sequence[str] | None = None,
         retention: Retention | None = None,
         worker_id: str | None = None,
+        mocks: dict[str, Any] | None = None,
     ) -> None:
         self.store = store
+        #: Steps whose body is replaced, by name (``engine.mock_step``): runs read it.
+        self.mocks: dict[str, Any] = {} if mocks is None else mocks
         self.committer = committer
         self.hooks = hooks
         self._unsubscribe_log: Callable[[], None] = lambda: None
