@@ -189,21 +189,7 @@ class _Family(Subscriber):
         self.batch_size = _Histograms(
             "commit_batch_size", "Writes per group commit.", "", _BATCH_SIZES
         )
-        self._counted: list[_Counts | _Histograms] = [
-            self.started,
-            self.finished,
-            self.attempts,
-            self.retries,
-            self.recovered,
-            self.lost,
-            self.nondeterminism,
-            self.ticks,
-            self.run_seconds,
-            self.waited,
-            self.step_seconds,
-            self.commit_seconds,
-            self.batch_size,
-        ]
+        self._counted = [v for v in vars(self).values() if isinstance(v, _Counts | _Histograms)]
         registry.register(self)
 
     def describe(self) -> list[Metric]:

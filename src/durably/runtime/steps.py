@@ -154,12 +154,12 @@ def _retry_or_fail(
         event = _finished(scope, step, seq, attempt, "retrying", took, error)
         emit(scope.hooks.step_finished, event)
     if log.isEnabledFor(logging.INFO):  # expected (a transient error): INFO, not WARNING
+        about = {"run_id": scope.run_id, "workflow": scope.workflow_name, "step": step.name}
         log.info(
             "run %s (%s): step %s attempt %d failed (%s: %s); retrying in %.3gs",
             *(scope.run_id, scope.workflow_name, step.name, attempt, error.type, error.message),
             delay,
-            extra={"run_id": scope.run_id, "workflow": scope.workflow_name, "step": step.name}
-            | {"attempt": attempt},
+            extra={**about, "attempt": attempt},
         )
     if delay > RESIDENT_DELAY:  # free the worker; the claim path brings it back
         retrying = JournalEntry(

@@ -26,6 +26,7 @@ from durably.errors import LeaseLost, StoreClosed, StoreError
 from durably.handoff import Inbox
 from durably.hooks import Hooks, RunClaimed, RunLost, RunReleased, Scoped, emit
 from durably.records import Claim, WorkerInfo
+from durably.registry import Step
 from durably.retention import Retention
 from durably.runtime.context import RunContext
 from durably.runtime.effects import Plan, drive_on_loop
@@ -63,11 +64,11 @@ class Executor:
         workflows: Sequence[str] | None = None,
         retention: Retention | None = None,
         worker_id: str | None = None,
-        mocks: dict[str, Any] | None = None,
+        mocks: dict[str, Step[Any, Any]] | None = None,
     ) -> None:
         self.store = store
         #: Steps whose body is replaced, by name (``engine.mock_step``): runs read it.
-        self.mocks: dict[str, Any] = {} if mocks is None else mocks
+        self.mocks: dict[str, Step[Any, Any]] = {} if mocks is None else mocks
         self.committer = committer
         self.hooks = hooks
         self._unsubscribe_log: Callable[[], None] = lambda: None

@@ -89,8 +89,16 @@ class ScheduleSql:
             raise ValueError("create_runs makes pending runs with no parent and no owner")
         rows = [
             (
-                *(n.run_id, n.workflow, n.input, n.queue, n.priority, n.idempotency_key),
-                *(n.run_id, n.partition_key, n.delay, n.trace),
+                n.run_id,
+                n.workflow,
+                n.input,
+                n.queue,
+                n.priority,
+                n.idempotency_key,
+                n.run_id,  # its own root
+                n.partition_key,
+                n.delay,
+                n.trace,
             )
             for n in news
         ]
