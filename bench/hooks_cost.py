@@ -1,0 +1,103 @@
+"""What hook subscribers cost a step: W2's 200-step workflow (steps that do nothing) on one
+engine, with subscribers attached in turn, interleaved, medians of CPU and wall time.
+
+    .venv/bin/python bench/hooks_cost.py [--cycles 40]
+
+Variants: nothing; an empty subscriber of ``step_finished``; one of ``batch_committed``;
+one of both; ``durably.contrib.prometheus``'s metrics (needs durably[prometheus]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+import durably  # noqa: E402
+from durably.contrib import prometheus  # noqa: E402
+from durably.hooks import BatchCommitted, StepFinished, Subscriber  # noqa: E402
+
+
+@durably.step
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@durably.workflow(name="bench.hooks.chain")
+def chain(n: int) -> int:
+    x = 0
+    for _ in range(n):
+        x = add_one(x)
+    return x
+
+
+class Steps(Subscriber):
+    def step_finished(self, event: StepFinished) -> None:
+        pass
+
+
+class Commits(Subscriber):
+    def batch_committed(self, event: BatchCommitted) -> None:
+        pass
+
+
+class Both(Steps, Commits):
+    pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cycles", type=int, default=40)
+    cycles = parser.parse_args().cycles
+    workdir = Path(tempfile.mkdtemp(dir=ROOT / "bench"))
+    try:
+        with durably.Engine(str(workdir / "hooks.db")) as engine:
+            metrics = prometheus.instrument(engine, CollectorRegistry(), gauge_interval=3600)
+            metrics._unsubscribe()  # attached in turn below
+            variants: dict[str, Any] = {
+                "nothing": None,
+                "empty step_finished": Steps(),
+                "empty batch_committed": Commits(),
+                "empty, both": Both(),
+                "metrics": metrics._family,
+            }
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+            engine.start_workflow(chain, 200).result(60)  # warm up
+            for _ in range(cycles):
+                for name, subscriber in variants.items():
+                    detach = engine.hooks.subscribe(subscriber) if subscriber else None
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    for _ in range(3):
+                        engine.start_workflow(chain, 200).result(60)
+                    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                    samples[name].append((cpu / 600 * 1e6, wall / 600 * 1e6))
+                    if detach is not None:
+                        detach()
+            metrics.close()
+    finally:
+        shutil.rmtree(workdir)
+    base_cpu = statistics.median(c for c, _ in samples["nothing"])
+    base_wall = statistics.median(w for _, w in samples["nothing"])
+    print("| subscribers | CPU µs/step | vs nothing | wall µs/step | vs nothing |")
+    print("|---|---|---|---|---|")
+    for name, values in samples.items():
+        cpu = statistics.median(c for c, _ in values)
+        wall = statistics.median(w for _, w in values)
+        print(
+            f"| {name} | {cpu:.1f} | {(cpu / base_cpu - 1) * 100:+.1f}% "
+            f"| {wall:.1f} | {(wall / base_wall - 1) * 100:+.1f}% |"
+        )
+
+
+if __name__ == "__main__":
+    main()
