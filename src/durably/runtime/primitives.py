@@ -203,10 +203,12 @@ def _recorded(
 
 
 def now() -> datetime:
-    """The current time (UTC), recorded on first execution and replayed after."""
+    """The current time (UTC), recorded on first execution and replayed after: the
+    store's time, on which timers are set (a test's virtual clock, too)."""
+    ctx = current()
     return _recorded(
         "now",
-        lambda: datetime.now(UTC),
+        lambda: datetime.fromtimestamp(ctx.now(), UTC) if ctx else datetime.now(UTC),
         lambda v: v.timestamp(),
         lambda v: datetime.fromtimestamp(v, UTC),
     )

@@ -137,6 +137,22 @@ class AdminStore(Protocol):
         lease (waiting for a worker), None if none is."""
         ...
 
+    def idle_state(self, owner: str, workflows: Sequence[str]) -> tuple[int, float | None, float]:
+        """For a test's virtual clock: ``(held, due, now)``, the runs ``owner`` holds,
+        the earliest store time another run of ``workflows`` may be claimed (due, or
+        a stranger's lease ends) or a schedule fires, and the store's time."""
+        ...
+
+    def follow_clock(self, offset: float | None) -> None:
+        """Test mode: make the database's clock this host's plus ``offset`` seconds (a
+        PostgreSQL schema's); ``None`` gives it back its own."""
+        ...
+
+    def clock_moved(self, owner: str | None, seconds: float) -> None:
+        """Test mode: the clock jumps ``seconds`` forward; ``owner``'s leases and locks
+        move with it (their heartbeat kept them alive through the real time)."""
+        ...
+
     def events(self, run_id: str) -> list[tuple[str, str | None, float]]:
         """Every event the run set: ``(key, encoded value, store time set)``, by key."""
         ...

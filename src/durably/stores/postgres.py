@@ -273,6 +273,50 @@ class PostgresStore(SqlStore):
 
         self._retrying(attempt)
 
+    # -- a test's virtual clock -------------------------------------------------------
+    def follow_clock(self, offset: float | None) -> None:
+        """Test mode: ``durably_now()`` of this schema becomes the database's clock plus
+        ``offset`` (kept in a table, so jumps are one UPDATE); ``None`` restores it."""
+        real = "extract(epoch from clock_timestamp())::double precision"
+        table = f"{self.schema}.virtual_clock"
+        if offset is None:
+            body, script = real, f"DROP TABLE IF EXISTS {table}"
+        else:
+            body = f"{real} + COALESCE((SELECT seconds FROM {table}), 0)"
+            script = (
+                f"CREATE TABLE IF NOT EXISTS {table} (seconds DOUBLE PRECISION NOT NULL);"
+                f"DELETE FROM {table}; INSERT INTO {table} VALUES ({float(offset)!r})"
+            )
+
+        def install(tx: Transaction) -> None:
+            conn: psycopg.Connection[Any] = tx  # type: ignore[assignment]
+            if offset is None:  # the function first: it reads the table
+                conn.execute(self._clock_function(body).encode())
+            conn.execute(script.encode())
+            if offset is not None:
+                conn.execute(self._clock_function(body).encode())
+
+        self.transact(install)
+
+    def drop_schema(self) -> None:
+        """Drop this store's schema with everything in it (a test's own schema)."""
+        self.transact(lambda tx: execute(tx, f"DROP SCHEMA IF EXISTS {self.schema} CASCADE"))
+
+    def _clock_function(self, body: str) -> str:
+        return (
+            f"CREATE OR REPLACE FUNCTION {self.schema}.durably_now() RETURNS double precision"
+            f" LANGUAGE sql VOLATILE AS $$ SELECT {body} $$"
+        )
+
+    def _move_clock(self, tx: Transaction, seconds: float) -> None:
+        if self._follows_clock(tx):
+            moved = f"UPDATE {self.schema}.virtual_clock SET seconds = seconds + %s"
+            execute(tx, moved, (seconds,))
+
+    def _follows_clock(self, tx: Transaction) -> bool:
+        found = execute(tx, "SELECT to_regclass(%s)", (f"{self.schema}.virtual_clock",))
+        return found.fetchone()[0] is not None
+
     # -- notifications ---------------------------------------------------------------
     def announce_schedules(self, tx: Transaction) -> None:
         execute(tx, "SELECT pg_notify(%s, 'schedules')", (self.channel,))

@@ -165,3 +165,26 @@ class AdminSql:
 
     def running_counts(self) -> dict[str, int]:
         return {owner: int(n) for owner, n in self._read(self.sql("running_counts"))}
+
+    # -- a test's virtual clock ------------------------------------------------------
+    def idle_state(self, owner: str, workflows: Sequence[str]) -> tuple[int, float | None, float]:
+        names = list(workflows) or [""]  # no workflow: nothing of theirs is ever due
+        statement = self.sql("idle_state", workflows=placeholders(len(names)))
+        held, due, fires, now = self._read(statement, (owner, owner, *names))[0]
+        nexts = [float(t) for t in (due, fires) if t is not None]
+        return int(held), min(nexts) if nexts else None, float(now)
+
+    def follow_clock(self, offset: float | None) -> None:
+        """Nothing here: a database without a clock of its own reads the store's."""
+
+    def clock_moved(self, owner: str | None, seconds: float) -> None:
+        def shift(tx: Transaction) -> None:
+            self._move_clock(tx, seconds)
+            if owner is not None:
+                execute(tx, self.sql("shift_leases"), (seconds, owner))
+                execute(tx, self.sql("shift_locks"), (seconds, owner))
+
+        self.transact(shift)
+
+    def _move_clock(self, tx: Transaction, seconds: float) -> None:
+        """Move the database's own clock, where it keeps one."""

@@ -48,3 +48,20 @@ SELECT queue, status, COUNT(*), MIN(CASE WHEN available_at <= durably_now()
         AND (owner IS NULL OR lease_until < durably_now()) THEN available_at END)
 FROM runs WHERE status NOT IN ({ended})
 GROUP BY queue, status ORDER BY queue, status
+
+-- name: idle_state
+-- For a test's virtual clock: the runs one owner holds; the earliest moment another run
+-- can be claimed (due, or its stranger's lease runs out) or a schedule fires; now.
+SELECT (SELECT COUNT(*) FROM runs WHERE owner = ?),
+    (SELECT MIN(CASE WHEN owner IS NULL OR lease_until < available_at THEN available_at
+                ELSE lease_until END)
+        FROM runs WHERE available_at IS NOT NULL AND (owner IS NULL OR owner <> ?)
+        AND workflow IN ({workflows})),
+    (SELECT MIN(due_at) FROM schedules WHERE paused = 0),
+    durably_now()
+
+-- name: shift_leases
+UPDATE runs SET lease_until = lease_until + ? WHERE owner = ?
+
+-- name: shift_locks
+UPDATE locks SET until = until + ? WHERE owner = ?
