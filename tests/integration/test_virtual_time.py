@@ -245,7 +245,12 @@ def test_virtual_clock_sleeps_end_on_a_jump() -> None:
     clock = VirtualClock(1_000_000.0)
     assert 1_000_000.0 <= clock.time() < 1_000_010.0
     woke: list[float] = []
-    sleeper = threading.Thread(target=lambda: (clock.sleep(3600), woke.append(clock.time())))
+
+    def nap() -> None:
+        clock.sleep(3600)
+        woke.append(clock.time())
+
+    sleeper = threading.Thread(target=nap)
     sleeper.start()
     while not clock.sleeping():
         time.sleep(0.001)
