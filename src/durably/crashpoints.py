@@ -3,14 +3,18 @@
 In production every :func:`hit` is a dictionary miss. A test sets
 ``DURABLY_CRASH_AT="step.after_body:3"`` (name and the k-th hit, default 1) in a
 child process's environment and that process SIGKILLs itself at that moment, so
-recovery is proven against a real, abrupt death.
+recovery is proven against a real, abrupt death. In one process, :func:`watching`
+tells a test of every hit, on the thread that passes it (``durably.testing``'s
+crash_sweep counts them and crashes an execution there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
+from collections.abc import Callable, Iterator
 
 ENV = "DURABLY_CRASH_AT"
 
@@ -34,6 +38,7 @@ SCHEDULE_POINTS = (
 
 _armed: dict[str, int] = {}
 _lock = threading.Lock()
+_heard: list[Callable[[str], None]] = []  # told of every hit
 
 
 def _arm(spec: str) -> None:
@@ -50,10 +55,30 @@ def hit(name: str) -> None:
     if name not in _armed:
         return
     with _lock:
-        _armed[name] -= 1
-        if _armed[name] > 0:
+        left = _armed.get(name)
+        if left is None:  # disarmed just now
+            return
+        for hear in _heard:
+            hear(name)
+        _armed[name] = left - 1
+        if left > 1:
             return
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-_arm(os.environ.get(ENV, ""))
+@contextlib.contextmanager
+def watching(hear: Callable[[str], None]) -> Iterator[None]:
+    """Call ``hear(name)`` at every crash point passed in this process meanwhile, on
+    the thread passing it; what ``hear`` raises is raised there."""
+    with _lock:
+        saved = dict(_armed)
+        _armed.update(dict.fromkeys(POINTS + SCHEDULE_POINTS, 2**62))
+        _armed.update(saved)
+        _heard.append(hear)
+    try:
+        yield
+    finally:
+        with _lock:
+            _heard.remove(hear)
+            _armed.clear()
+            _armed.update(saved)

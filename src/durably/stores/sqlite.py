@@ -74,6 +74,7 @@ class SQLiteStore(SqlStore):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = threading.Event()
+        self._refusing = False
         if not self._memory:
             self._create_private(path)
         self._conn = self._connect()
@@ -173,8 +174,13 @@ class SQLiteStore(SqlStore):
             return self._retrying(attempt)
 
     def _check_open(self) -> None:
-        if self._closed.is_set():
+        if self._closed.is_set() or self._refusing:
             raise StoreClosed(f"the SQLite store {self.path!r} is closed")
+
+    def refuse(self) -> None:
+        """From now on refuse every operation as a closed store does, without closing the
+        connections under the threads using them (a crash simulated in process)."""
+        self._refusing = True
 
     def _reader(self) -> sqlite3.Connection:
         if self._memory:

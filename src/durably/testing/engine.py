@@ -1,13 +1,13 @@
 """An engine for tests: its own store and :class:`VirtualClock`, time skipped when idle.
 
-``TestEngine()`` executes runs at once (it is launched when made) on an in-memory
-SQLite store; ``TestEngine("sqlite")`` on a file of its own; ``TestEngine(url)`` on
-a PostgreSQL schema, where the database's clock is made to follow the virtual one
-(one offset per schema, read by the SQL that decides due runs and leases). With
-``auto_skip`` (the default), whenever no step body executes and nothing is runnable,
-the clock jumps to the earliest moment something falls due: a 30-day sleep takes
-milliseconds. Every instance is isolated: tests may run in parallel.
-"""
+``TestEngine()`` executes runs at once (it is launched when made, unless told not
+to) on an in-memory SQLite store; ``TestEngine("sqlite")`` on a file of its own;
+``TestEngine(url)`` on a PostgreSQL schema, where the database's clock is made to
+follow the virtual one (one offset per schema, read by the SQL that decides due runs
+and leases). With ``auto_skip`` (the default), whenever no step body executes and
+nothing is runnable, the clock jumps to the earliest moment something falls due: a
+30-day sleep takes milliseconds. Every instance is isolated: tests may run in
+parallel."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ class TestEngine(Engine):
             should be the test's own: the schema's clock follows this engine's).
         clock: the :class:`VirtualClock` (default: one starting now).
         auto_skip: jump the clock whenever nothing can happen before the next due time.
+        launch: execute runs from now on (``False``: once :meth:`launch` is called, after
+            subscribing to its hooks, say).
         options: any other :class:`~durably.Engine` option (``lease``, ``workers`` ...).
     """
 
@@ -54,6 +56,7 @@ class TestEngine(Engine):
         *,
         clock: VirtualClock | None = None,
         auto_skip: bool = True,
+        launch: bool = True,
         **options: Any,
     ) -> None:
         clock = VirtualClock() if clock is None else clock
@@ -69,7 +72,8 @@ class TestEngine(Engine):
         self._unsubscribe = self.hooks.subscribe(_Bodies(self))
         self._stop = threading.Event()
         self._skipper: threading.Thread | None = None
-        self.launch()
+        if launch:
+            self.launch()
 
     def _open(self, store: str, clock: VirtualClock) -> Store:
         if not isinstance(store, str):
@@ -78,8 +82,15 @@ class TestEngine(Engine):
             return open_store(":memory:", clock=clock)
         if store == "sqlite":
             self._tempdir = tempfile.mkdtemp(prefix="durably-test-")
-            return open_store(f"{self._tempdir}/durably.db", clock=clock)
+            return open_store(self.store_path, clock=clock)
         return open_store(store, clock=clock)
+
+    @property
+    def store_path(self) -> str:
+        """The file of a ``"sqlite"`` store (another engine may open it: a restart)."""
+        if self._tempdir is None:
+            raise ValueError("only a TestEngine('sqlite') has a file of its own")
+        return f"{self._tempdir}/durably.db"
 
     # -- lifecycle ----------------------------------------------------------------
     def launch(self) -> Engine:

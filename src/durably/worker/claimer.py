@@ -99,14 +99,13 @@ class Claimer:
 
     def _loop(self) -> None:
         clock = self._time.clock
-        self._release_dead_owners()
-        last_check = clock.monotonic()
+        last_check: float | None = None  # dead owners' runs released first, then each poll
         while not self._stopping:
             try:
-                claimed = self._claim_once()
-                if clock.monotonic() - last_check > self._poll:
+                if last_check is None or clock.monotonic() - last_check > self._poll:
                     self._release_dead_owners()
                     last_check = clock.monotonic()
+                claimed = self._claim_once()
                 timeout = 0.0 if claimed else self._idle_timeout()
             except StoreError:
                 log.exception("claiming runs failed; retrying")

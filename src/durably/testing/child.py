@@ -1,0 +1,79 @@
+"""crash_sweep's ``mode="process"``: the execution in a child process that SIGKILLs
+itself at the crash point (``python -m durably.testing.child``)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from durably import crashpoints
+from durably.hooks import StepStarted, Subscriber
+from durably.testing.clock import VirtualClock
+from durably.testing.engine import TestEngine
+from durably.testing.passes import Passes
+
+if TYPE_CHECKING:
+    from durably.testing.crashes import _Execution
+
+#: Real seconds the child may take to reach its crash point or end.
+CHILD_TIMEOUT = 120.0
+
+
+def crash_in_child(execution: _Execution) -> tuple[str, str | None]:
+    """Start the run (executing nothing here), let a child execute it until it dies at
+    the execution's target; the run's id, and the step in progress when the child was
+    killed there (``""`` between steps), or None if it ended first."""
+    module = execution.workflow.fn.__module__
+    if module == "__main__":
+        raise ValueError(
+            "crash_sweep(mode='process') needs the workflow in an importable module, "
+            "not __main__: the child process imports it"
+        )
+    client = TestEngine(execution.path, clock=execution.clock, execute=False)
+    try:
+        run_id = client.start_workflow(execution.workflow, *execution.args, **execution.kwargs)
+    finally:
+        client.close()
+    assert execution.target is not None
+    name, count = execution.target
+    command = [sys.executable, "-m", "durably.testing.child", execution.path, module]
+    command += [run_id.run_id, name, str(count), repr(execution.clock.time())]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or "." for p in sys.path)}
+    done = subprocess.run(command, env=env, capture_output=True, timeout=CHILD_TIMEOUT)
+    if done.returncode not in (0, -signal.SIGKILL):
+        raise RuntimeError(f"the crash_sweep child failed:\n{done.stderr.decode()}")
+    if done.returncode == 0:
+        return run_id.run_id, None
+    return run_id.run_id, done.stdout.decode().strip().rpartition("\n")[2]
+
+
+def main(path: str, module: str, run_id: str, name: str, count: str, now: str) -> None:
+    importlib.import_module(module)  # registers the workflow
+    steps = _Steps()
+
+    def crash(_: str) -> None:
+        print(steps.current or "", flush=True)  # the step in progress, for the report
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    passes = Passes((name, int(count)), crash)
+    with crashpoints.watching(passes.hear):  # before the engine claims the run
+        engine = TestEngine(path, clock=VirtualClock(float(now)))
+        engine.hooks.subscribe(steps)
+        engine.handle(run_id).result(timeout=CHILD_TIMEOUT)
+    engine.close()
+
+
+class _Steps(Subscriber):
+    def __init__(self) -> None:
+        self.current: str | None = None
+
+    def step_started(self, event: StepStarted) -> None:
+        self.current = event.step
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,125 @@
+"""durably.testing.crash_sweep: a crash at every checkpoint, in process and by SIGKILL."""
+
+from __future__ import annotations
+
+import itertools
+import time as real_time
+import types
+from pathlib import Path
+
+import pytest
+
+import durably
+from durably.testing import CrashSweepFailed, crash_sweep
+
+sent: list[str] = []
+
+
+@durably.step(name="sweep.charge")
+def charge(n: int) -> int:
+    return n * 10
+
+
+@durably.step(name="sweep.email")
+def email(to: str) -> str:
+    sent.append(f"email {to}")  # an effect outside the journal, not idempotent
+    return to
+
+
+@durably.step(name="sweep.note")
+def note(path: str, line: str) -> None:
+    with open(path, "a") as out:  # the same, seen from another process
+        out.write(line + "\n")
+
+
+@durably.step(name="sweep.refund")
+def refund(n: int) -> int:
+    return -n
+
+
+@durably.workflow(name="sweep.order")
+def order(n: int) -> int:
+    first = charge(n)
+    durably.sleep("3d")
+    return first + charge(n + 1)
+
+
+@durably.workflow(name="sweep.mailing")
+def mailing(to: str) -> str:
+    charge(1)
+    return email(to)
+
+
+@durably.workflow(name="sweep.noted")
+def noted(path: str) -> int:
+    note(path, "charged")
+    return charge(2)
+
+
+_looks = itertools.count(1)
+
+
+def _hours() -> float:
+    """time.time() as a clock that moves an hour between two looks (as it does between
+    an execution and its replay days later)."""
+    return real_time.time() + 3600 * next(_looks)
+
+
+time = types.SimpleNamespace(time=_hours)  # what the workflow below reads
+
+
+@durably.workflow(name="sweep.by_the_hour")
+def by_the_hour() -> int:
+    charge(1)
+    if int(time.time() // 3600) % 2:  # the planted bug: a branch on the wall clock
+        return charge(2)
+    return refund(3)
+
+
+def test_a_correct_workflow_survives_a_crash_at_every_checkpoint() -> None:
+    report = crash_sweep(order, 4)
+    assert report.ok and report.outcome == "returned 90"
+    points = {p.point.partition(":")[0] for p in report.points}
+    assert {"step.before_body", "step.after_body", "step.after_checkpoint"} <= points
+    assert {"commit.before", "commit.after", "claim.after", "run.before_finish"} <= points
+    assert all(p.outcome in ("returned 90", "not reached") for p in report.points)
+    assert sum(p.outcome == "returned 90" for p in report.points) >= 10
+
+
+def test_a_branch_on_the_wall_clock_is_reported_where_it_diverges() -> None:
+    with pytest.raises(CrashSweepFailed) as failed:
+        crash_sweep(by_the_hour)
+    bad = failed.value.report.failures
+    assert bad, failed.value.report.table()
+    assert any("NonDeterminismError" in " ".join(p.problems) for p in bad)
+    assert all("position 1" in p.outcome for p in bad if "NonDeterminism" in p.outcome)
+    assert "crash point" in str(failed.value)  # the table, for the test's output
+
+
+def test_a_step_whose_effect_repeats_after_a_crash_is_reported() -> None:
+    sent.clear()
+    with pytest.raises(CrashSweepFailed) as failed:
+        crash_sweep(mailing, "ada", effects=lambda: sent)
+    bad = failed.value.report.failures
+    assert {p.step for p in bad} == {"sweep.email"}
+    assert {p.point.partition(":")[0] for p in bad} <= {"step.after_body", "commit.before"}
+    assert all("'email ada'" in " ".join(p.problems) for p in bad)
+
+
+def test_process_mode_kills_a_real_child_at_each_point(tmp_path: Path) -> None:
+    report = crash_sweep(order, 1, mode="process")
+    assert report.ok and report.outcome == "returned 30"
+    assert sum(p.outcome == "returned 30" for p in report.points) >= 10
+
+    log = tmp_path / "notes.txt"
+    log.touch()
+    with pytest.raises(CrashSweepFailed) as failed:
+        crash_sweep(noted, str(log), mode="process", effects=lambda: log.read_text().split())
+    assert {p.step for p in failed.value.report.failures} == {"sweep.note"}
+
+
+def test_bad_arguments_are_typed_errors() -> None:
+    with pytest.raises(TypeError, match="workflow"):
+        crash_sweep(charge)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode"):
+        crash_sweep(order, 1, mode="thread")
