@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,29 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
         assert line in done.stdout, done.stdout
     assert done.stderr == ""
     assert list(tmp_path.iterdir()) == []  # examples clean up after themselves
+
+
+def test_the_testing_example_passes_its_own_tests() -> None:
+    """examples/testing is a user's project: its tests use the pytest plugin's fixtures,
+    TestEngine, crash_sweep and replay_check."""
+    here = EXAMPLES / "testing"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, str(here)]))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here)],
+        cwd=here,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "5 passed" in done.stdout, done.stdout
+
+
+def test_the_testing_docs_show_the_tested_code() -> None:
+    code = "\n".join(p.read_text() for p in (EXAMPLES / "testing").glob("*.py"))
+    doc = (EXAMPLES.parent / "docs" / "testing.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        assert block in code, block

@@ -101,3 +101,19 @@ def test_run_status_values() -> None:
         "failed",
         "cancelled",
     ]
+
+
+def test_the_testing_kit_is_pinned() -> None:
+    import durably.testing
+
+    assert set(durably.testing.__all__) == {
+        "CrashPoint",
+        "CrashSweepFailed",
+        "SweepReport",
+        "TestEngine",
+        "VirtualClock",
+        "crash_sweep",
+        "replay_check",
+    }
+    for name in durably.testing.__all__:
+        assert hasattr(durably.testing, name), name
