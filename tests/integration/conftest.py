@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import durably
+from durably.testing import TestEngine
 from tests import postgres
 
 BACKENDS = ["sqlite", "postgres"]
@@ -30,3 +31,12 @@ def engine(store_url: str) -> Iterator[durably.Engine]:
     """A launched engine on a fresh store, polling fast so cross-run waits are short."""
     with durably.Engine(store_url, poll_interval=0.05, shutdown_grace=2) as eng:
         yield eng
+
+
+@pytest.fixture
+def kit(store_url: str) -> Iterator[TestEngine]:
+    """The same store on a virtual clock (durably.testing): timers, backoff and schedules
+    of minutes take milliseconds."""
+    engine = TestEngine(store_url, poll_interval=0.05, shutdown_grace=2)
+    yield engine
+    engine.close()

@@ -14,6 +14,7 @@ import pytest
 
 import durably
 from durably import RunStatus
+from durably.testing import TestEngine
 
 CALLS: list[str] = []
 GATE = threading.Event()
@@ -247,29 +248,33 @@ def retry_later_wf() -> str:
     return retry_later()
 
 
-def test_long_retry_delay_frees_the_worker(engine: durably.Engine) -> None:
+def test_long_retry_delay_frees_the_worker(store_url: str) -> None:
     ATTEMPTS.pop("later", None)
-    handle = engine.start_workflow(retry_later_wf)
-    deadline = time.monotonic() + 1.2
-    seen_released = False
-    while time.monotonic() < deadline and not seen_released:
+    engine = TestEngine(store_url, auto_skip=False)  # the retry waits for the test's clock
+    try:
+        handle = engine.start_workflow(retry_later_wf)
+        engine.run_until_idle()
         run = engine.get_run(handle.run_id)
-        seen_released = run.status is RunStatus.PENDING and run.attempts == 1
-        time.sleep(0.02)
-    assert seen_released, "the run should be released while it waits for its retry"
-    assert engine.steps(handle.run_id)[0].status == "retrying"
-    assert handle.result(timeout=10) == "done"
-    assert engine.get_run(handle.run_id).attempts == 2
-    assert engine.steps(handle.run_id)[0].attempts == 2
+        assert run.status is RunStatus.PENDING and run.attempts == 1, "released while it waits"
+        assert engine.steps(handle.run_id)[0].status == "retrying"
+        engine.clock.advance(1.4)
+        engine.run_until_idle()
+        assert engine.get_run(handle.run_id).status is RunStatus.PENDING  # not yet due
+        engine.clock.advance(0.1)
+        assert handle.result(timeout=10) == "done"
+        assert engine.get_run(handle.run_id).attempts == 2
+        assert engine.steps(handle.run_id)[0].attempts == 2
+    finally:
+        engine.close()
 
 
 # -- timeouts and progress ------------------------------------------------------------
-@durably.step(timeout=0.2, retries=0)
+@durably.step(timeout=0.2, timeout_grace=0.05, retries=0)
 def hangs() -> None:
     time.sleep(2)
 
 
-@durably.step(timeout="200ms", retries=0)
+@durably.step(timeout="200ms", timeout_grace=0.05, retries=0)
 async def hangs_async() -> None:
     await asyncio.sleep(2)
 

@@ -15,6 +15,7 @@ import pytest
 
 import durably
 from durably import logs
+from durably.testing import TestEngine
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 app_log = logging.getLogger("tests.app")
@@ -78,8 +79,9 @@ def replays() -> int:
 
 
 def test_a_failed_run_is_logged_with_its_retries_and_traceback(
-    engine: durably.Engine, collected: Collect
+    kit: TestEngine, collected: Collect
 ) -> None:
+    engine = kit  # the retries' backoff on a virtual clock
     key = uuid.uuid4().hex
     handle = engine.start_workflow(fails, key)
     with pytest.raises(durably.WorkflowFailed):
@@ -105,9 +107,8 @@ def test_a_failed_run_is_logged_with_its_retries_and_traceback(
     assert all(key not in line for line in lines if "failed (" not in line)
 
 
-def test_workflow_lines_appear_once_across_replays(
-    engine: durably.Engine, collected: Collect
-) -> None:
+def test_workflow_lines_appear_once_across_replays(kit: TestEngine, collected: Collect) -> None:
+    engine = kit  # the sleeps on a virtual clock
     handle = engine.start_workflow(replays)
     assert handle.result(timeout=30) == 1
     assert engine.hooks.flush()

@@ -24,6 +24,7 @@ import durably
 import durably.logs
 from durably.contrib.otel import current_trace_ids, instrument
 from durably.hooks import RunClaimed, RunLost
+from durably.testing import TestEngine
 
 WORKER = Path(__file__).parent / "data" / "otel_worker.py"
 SRC = str(Path(durably.__file__).resolve().parent.parent)
@@ -113,13 +114,15 @@ def waiter() -> Any:
 # -- helpers -------------------------------------------------------------------------
 @contextmanager
 def traced(
-    store: str, **options: Any
+    store: str, *, virtual: bool = False, **options: Any
 ) -> Iterator[tuple[durably.Engine, InMemorySpanExporter, TracerProvider]]:
-    """A launched engine, instrumented, with its spans kept in memory."""
+    """A launched engine, instrumented, with its spans kept in memory; ``virtual``: on a
+    virtual clock (durably.testing), its sleeps skipped."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    engine = durably.Engine(store, poll_interval=0.05, shutdown_grace=2)
+    kind = TestEngine if virtual else durably.Engine
+    engine = kind(store, poll_interval=0.05, shutdown_grace=2)
     tracing = instrument(engine, provider, **options)
     with engine:
         yield engine, exporter, provider
@@ -235,7 +238,11 @@ def test_a_run_started_here_and_executed_by_a_worker_process_is_one_trace(
 
 
 def test_a_resumption_long_after_the_start_is_a_new_trace_linked_to_it(tmp_path: Path) -> None:
-    with traced(str(tmp_path / "d.db"), new_trace_after="0.2s") as (engine, exporter, _):
+    with traced(str(tmp_path / "d.db"), virtual=True, new_trace_after="0.2s") as (
+        engine,
+        exporter,
+        _,
+    ):
         handle = engine.start_workflow(nap, "desk")
         assert handle.result(timeout=15) == ["reserved-desk", "charged-desk"]
         first, second = ended(exporter, "otel.nap", handle.run_id)
@@ -255,7 +262,7 @@ def test_a_resumption_long_after_the_start_is_a_new_trace_linked_to_it(tmp_path:
 
 
 def test_replayed_steps_have_no_spans(tmp_path: Path) -> None:
-    with traced(str(tmp_path / "d.db")) as (engine, exporter, _):
+    with traced(str(tmp_path / "d.db"), virtual=True) as (engine, exporter, _):
         handle = engine.start_workflow(laps)
         assert handle.result(timeout=30) == 10
         runs = ended(exporter, "otel.laps", handle.run_id)

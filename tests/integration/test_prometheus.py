@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import durably
 from durably.contrib.prometheus import instrument, serve
 from durably.hooks import RunLost, Subscriber
+from durably.testing import TestEngine
 
 ATTEMPTS: Counter[str] = Counter()
 MODE = {"changed": False}
@@ -299,7 +300,8 @@ def ticked() -> str:
     return "tick"
 
 
-def test_schedule_ticks_are_counted(engine: durably.Engine) -> None:
+def test_schedule_ticks_are_counted(kit: TestEngine) -> None:
+    engine = kit
     registry = CollectorRegistry()
     ticks = "durably_schedule_ticks_total"
     with instrument(engine, registry, gauge_interval=0.2):

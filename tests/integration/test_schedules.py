@@ -14,6 +14,7 @@ import durably
 from durably.errors import ScheduleError, ScheduleNotFound
 from durably.records import RunStatus
 from durably.schedules import tick_run_id
+from durably.testing import TestEngine
 from durably.ticking import ScheduleInfo
 
 
@@ -97,7 +98,8 @@ def test_bad_input_writes_nothing(engine: durably.Engine) -> None:
     assert s.get("one").spec.every == 3600
 
 
-def test_ticks_start_runs_with_derived_ids(engine: durably.Engine) -> None:
+def test_ticks_start_runs_with_derived_ids(kit: TestEngine) -> None:
+    engine = kit  # ticks every second of a virtual clock
     engine.schedules.create("fast", report, kwargs={"region": "apac"}, every="1s")
     schedule = eventually(lambda: (x := engine.schedules.get("fast")).counts["started"] >= 2 and x)
     tick = engine.schedules.describe("fast").recent[-1][0]
@@ -139,7 +141,8 @@ def test_schedule_info_is_none_outside_schedules(engine: durably.Engine) -> None
         durably.schedule_info()
 
 
-def test_cancel_other_cancels_the_running_one(engine: durably.Engine) -> None:
+def test_cancel_other_cancels_the_running_one(kit: TestEngine) -> None:
+    engine = kit
     engine.schedules.create("latest", waits, every="1s", overlap="cancel_other")
     first = eventually(lambda: engine.schedules.get("latest").last_run_id)
     with pytest.raises(durably.WorkflowCancelled, match="started a newer run"):

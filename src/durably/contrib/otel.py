@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -140,7 +139,9 @@ class Tracing(hooks.Subscriber):
         parent = _extract(event.trace)
         cause = trace.get_current_span(parent).get_span_context()
         links: list[Link] = []
-        late = event.replaying and time.time() - event.created_at > self.new_trace_after
+        late = (
+            event.replaying and self.engine.clock.time() - event.created_at > self.new_trace_after
+        )
         if late and cause.is_valid:  # a new trace, joined to its cause by a link
             parent, links = otel_context.Context(), [Link(cause)]
         attributes: Attributes = {
