@@ -61,8 +61,9 @@ def main(path: str, module: str, run_id: str, name: str, count: str, now: str) -
 
     passes = Passes((name, int(count)), crash)
     with crashpoints.watching(passes.hear):  # before the engine claims the run
-        engine = TestEngine(path, clock=VirtualClock(float(now)))
-        engine.hooks.subscribe(steps)
+        engine = TestEngine(path, clock=VirtualClock(float(now)), launch=False)
+        engine.hooks.subscribe(steps)  # before it executes anything
+        engine.launch()
         engine.handle(run_id).result(timeout=CHILD_TIMEOUT)
     engine.close()
 
