@@ -82,3 +82,6 @@ def watching(hear: Callable[[str], None]) -> Iterator[None]:
             _heard.remove(hear)
             _armed.clear()
             _armed.update(saved)
+
+
+_arm(os.environ.get(ENV, ""))
