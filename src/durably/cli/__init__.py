@@ -13,7 +13,7 @@ import sys
 import click
 
 from durably import __version__
-from durably.cli import admin, bulk, messages, replay, runs, schedules
+from durably.cli import admin, bulk, dashboard, messages, replay, runs, schedules
 from durably.cli import worker as working
 from durably.cli.config import ConfigError
 from durably.cli.output import INTERNAL, NOT_FOUND, REFUSED, STORE, USAGE, Failure
@@ -71,6 +71,7 @@ cli.add_command(admin.db)
 cli.add_command(admin.config)
 cli.add_command(working.worker)
 cli.add_command(replay.replay_check)
+cli.add_command(dashboard.dashboard)
 
 #: What each error of the library means to a shell.
 CODES: list[tuple[type[BaseException], int]] = [

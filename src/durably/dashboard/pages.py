@@ -1,0 +1,199 @@
+"""The pages: overview, runs (every filter of ``durably runs list``), a run, its
+timeline, schedules. Each reads through the engine's API; none keeps data of its own."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from durably.dashboard.timeline import chart
+from durably.durations import parse_duration
+from durably.engine import Engine
+from durably.errors import RunNotFound
+from durably.records import RunStatus
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+#: Characters of a payload shown on a page (the rest behind a download link).
+SHOWN = 20_000
+FILTERS = ("workflow", "status", "queue", "since", "until", "parent", "key")
+
+
+class BadFilter(ValueError):
+    """A filter of the runs page the engine cannot apply (shown, not raised)."""
+
+
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+    context.update(
+        request=request,
+        csrf=request.state.csrf,
+        read_only=request.app.state.read_only,
+        nav=name.partition(".")[0],
+    )
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def overview(request: Request) -> Response:
+    engine = _engine(request)
+    now = engine.store.now()
+    day = now - 86400
+    counts = {s.value: engine.count_runs(status=s, since=day) for s in RunStatus}
+    last_hour = engine.count_runs(status=RunStatus.COMPLETED, since=now - 3600)
+    queues: dict[str, dict[str, Any]] = {}
+    for queue, status, count, oldest in engine.store.queue_stats():
+        row = queues.setdefault(queue, {"counts": {}, "oldest": None})
+        row["counts"][status] = count
+        if oldest is not None and (row["oldest"] is None or oldest < row["oldest"]):
+            row["oldest"] = oldest
+    workers = engine.store.live_workers()
+    running = engine.list_runs(status=RunStatus.RUNNING, limit=200)
+    stuck = [r for r in running if r.lease_until is None or r.lease_until.timestamp() < now]
+    unserved = [
+        kind
+        for kind in engine.store.waiting_kinds()
+        if not any(w.executes(kind[0], kind[1]) for w in workers)
+    ]
+    return render(
+        request,
+        "overview.html",
+        counts=counts,
+        last_hour=last_hour,
+        queues=sorted(queues.items()),
+        workers=workers,
+        stuck=stuck,
+        unserved=unserved,
+        now=now,
+    )
+
+
+def filters(request: Request) -> dict[str, Any]:
+    """The runs page's filters from its URL, as ``list_runs`` takes them."""
+    q = request.query_params
+    given: dict[str, Any] = {}
+    for name in ("workflow", "queue", "parent", "key"):
+        if q.get(name):
+            given[name] = q[name]
+    statuses = [s for s in q.getlist("status") if s]
+    if statuses:
+        try:
+            given["status"] = [RunStatus(s) for s in statuses]
+        except ValueError as exc:
+            raise BadFilter(f"unknown status: {exc}") from exc
+    for name in ("since", "until"):
+        if q.get(name):
+            given[name] = _moment(q[name], name)
+    return given
+
+
+def _moment(text: str, name: str) -> datetime:
+    """An ISO date or time, or a duration back from now (``2h``, ``7d``)."""
+    try:
+        stamp = datetime.fromisoformat(text)
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromtimestamp(datetime.now(UTC).timestamp() - parse_duration(text), UTC)
+    except ValueError as exc:
+        raise BadFilter(f"{name}: not a date, time or duration: {text!r}") from exc
+
+
+def runs(request: Request) -> Response:
+    engine = _engine(request)
+    try:
+        given = filters(request)
+        page = engine.list_runs(limit=50, cursor=request.query_params.get("cursor"), **given)
+    except (BadFilter, ValueError) as exc:
+        return render(request, "runs.html", 400, error=str(exc), runs=[], cursor=None, q={})
+    q: dict[str, Any] = {name: request.query_params.get(name, "") for name in FILTERS}
+    q["status"] = request.query_params.getlist("status")
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k in FILTERS and v]
+    return render(
+        request,
+        "runs.html",
+        runs=list(page),
+        cursor=page.cursor,
+        q=q,
+        kept=kept,
+        statuses=[s.value for s in RunStatus],
+        error=None,
+    )
+
+
+def run(request: Request) -> Response:
+    engine = _engine(request)
+    run_id = request.path_params["run_id"]
+    try:
+        found = engine.get_run(run_id)
+    except RunNotFound:
+        return render(request, "missing.html", 404, run_id=run_id)
+    steps = engine.steps(run_id)
+    children = list(engine.list_runs(parent=run_id, limit=100))
+    events = engine.store.events(run_id)
+    return render(
+        request,
+        "run.html",
+        run=found,
+        waiting=engine.waiting_for(run_id),
+        input=_shown(found.input),
+        output=_shown(found.output),
+        steps=steps[-20:],
+        positions=len(steps),
+        signals=[s for s in steps if s.kind == "signal"],
+        compensations=[s for s in steps if s.kind == "compensation"],
+        children=children,
+        events=[(k, _shown(json.loads(v) if v else None), at) for k, v, at in events],
+        history=engine.history(run_id),
+        terminal=found.status.terminal,
+    )
+
+
+def timeline(request: Request) -> Response:
+    engine = _engine(request)
+    run_id = request.path_params["run_id"]
+    try:
+        found = engine.get_run(run_id)
+    except RunNotFound:
+        return render(request, "missing.html", 404, run_id=run_id)
+    try:
+        page = int(request.query_params.get("page", "1"))
+    except ValueError:
+        page = 1
+    return render(request, "timeline.html", run=found, chart=chart(engine.steps(run_id), page))
+
+
+def payload(request: Request) -> Response:
+    """A run's input or output in full, as a JSON download."""
+    engine = _engine(request)
+    which = request.path_params["which"]
+    try:
+        found = engine.get_run(request.path_params["run_id"])
+    except RunNotFound:
+        return Response("no such run", 404, media_type="text/plain")
+    value = found.input if which == "input" else found.output
+    disposition = f'attachment; filename="{found.run_id}-{which}.json"'
+    return Response(
+        json.dumps(value, indent=2),
+        media_type="application/json",
+        headers={"content-disposition": disposition},
+    )
+
+
+def schedules(request: Request) -> Response:
+    return render(request, "schedules.html", schedules=_engine(request).schedules.list())
+
+
+def _shown(value: Any) -> dict[str, Any]:
+    """A payload as indented JSON, cut at :data:`SHOWN` characters."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return {"text": text[:SHOWN], "cut": len(text) > SHOWN, "size": len(text)}

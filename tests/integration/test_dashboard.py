@@ -1,0 +1,353 @@
+"""The dashboard in a real browser (Debian's Chromium through Playwright) against a real
+server on a real store with real runs; its safety over plain HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import durably
+
+pytest.importorskip("starlette")
+uvicorn = pytest.importorskip("uvicorn")
+playwright = pytest.importorskip("playwright.sync_api")
+
+from durably.dashboard import app  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "a-test-token-long-enough"
+SHOTS = os.environ.get("DURABLY_SCREENSHOTS")  # a directory: save the main pages there
+
+
+@durably.step(name="dash.charge", retries=0)
+def charge(order: str) -> str:
+    if order.startswith("bad"):
+        raise ValueError(f"card declined for {order}")
+    return f"receipt-{order}"
+
+
+@durably.step(name="dash.shout")
+def shout(text: str) -> str:
+    return text
+
+
+@durably.step(name="dash.tick")
+def tick(i: int) -> int:
+    return i
+
+
+@durably.workflow(name="dash.order")
+def order(name: str) -> str:
+    shout(f"ordering {name}")
+    return charge(name)
+
+
+@durably.workflow(name="dash.approval")
+def approval(name: str) -> Any:
+    shout(f"waiting for approval of {name}")
+    return durably.wait_for_signal("approved")
+
+
+@durably.workflow(name="dash.script")
+def script() -> str:
+    return shout("<script>window.pwned = 1</script><b>bold</b>")
+
+
+@durably.workflow(name="dash.long")
+def long(n: int) -> int:
+    return sum(tick(i) for i in range(n))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    def __init__(self, engine: durably.Engine, url: str) -> None:
+        self.engine, self.url = engine, url
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    path = tmp_path_factory.mktemp("dash") / "durably.db"
+    engine = durably.Engine(str(path), poll_interval=0.05, shutdown_grace=1)
+    engine.launch()
+    port = _free_port()
+    config = uvicorn.Config(
+        app(engine, token=TOKEN), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.01)
+    yield Served(engine, f"http://127.0.0.1:{port}")
+    server.should_exit = True
+    thread.join(5)
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, served: Served) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    tab.goto(f"{served.url}/?token={TOKEN}")  # the token buys this browser its cookie
+    yield tab
+    context.close()
+
+
+def _shot(tab: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(Path(SHOTS) / f"dashboard-{name}.png"), full_page=False)
+
+
+# -- in the browser --------------------------------------------------------------------
+def test_list_and_filter_runs(page: Any, served: Served) -> None:
+    good = served.engine.start_workflow(order, "lamp")
+    bad = served.engine.start_workflow(order, "bad-card")
+    assert good.result(timeout=10) == "receipt-lamp"
+    with pytest.raises(durably.WorkflowFailed):
+        bad.result(timeout=10)
+    page.goto(f"{served.url}/")
+    page.get_by_role("heading", name="Overview").wait_for()
+    _shot(page, "overview")
+    page.goto(f"{served.url}/runs")
+    assert page.locator("#runs tbody tr").count() >= 2
+    page.locator("input[name=status][value=failed]").check()
+    page.fill("input[name=workflow]", "dash.*")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"status=failed"))
+    assert "workflow=dash.%2A" in page.url or "workflow=dash.*" in page.url
+    rows = page.locator("#runs tbody tr")
+    assert rows.count() >= 1
+    assert all("failed" in rows.nth(i).inner_text() for i in range(rows.count()))
+    assert bad.run_id in page.locator("#runs").inner_text()
+    assert good.run_id not in page.locator("#runs").inner_text()
+    _shot(page, "runs")
+
+
+def test_a_failed_run_shows_its_traceback(page: Any, served: Served) -> None:
+    bad = served.engine.start_workflow(order, "bad-visa")
+    with pytest.raises(durably.WorkflowFailed):
+        bad.result(timeout=10)
+    page.goto(f"{served.url}/runs/{bad.run_id}")
+    error = page.locator("#error")
+    assert "StepFailed" in error.inner_text()
+    assert "card declined for bad-visa" in error.inner_text()
+    assert "Traceback" in page.locator("pre.traceback").inner_text()
+    _shot(page, "run")
+
+
+def test_a_cancel_shows_live_and_the_button_cancels(page: Any, served: Served) -> None:
+    waiting = served.engine.start_workflow(approval, "from-outside")
+    _until(lambda: served.engine.get_run(waiting.run_id).status == "waiting")
+    page.goto(f"{served.url}/runs/{waiting.run_id}")
+    assert "waiting for signal 'approved'" in page.locator("#waiting").inner_text()
+    served.engine.cancel(waiting.run_id)  # elsewhere: the open page follows by itself
+    page.locator(".headline .s-cancelled").wait_for()
+
+    other = served.engine.start_workflow(approval, "from-the-button")
+    _until(lambda: served.engine.get_run(other.run_id).status == "waiting")
+    page.goto(f"{served.url}/runs/{other.run_id}")
+    page.get_by_role("button", name="Cancel").click()
+    page.locator(".headline .s-cancelled").wait_for()
+    _until(lambda: served.engine.get_run(other.run_id).status == "cancelled")
+
+
+def test_a_signal_sent_from_the_editor_finishes_the_run(page: Any, served: Served) -> None:
+    waiting = served.engine.start_workflow(approval, "by-signal")
+    _until(lambda: served.engine.get_run(waiting.run_id).status == "waiting")
+    page.goto(f"{served.url}/runs/{waiting.run_id}")
+    page.fill("#signal-name", "approved")
+    page.fill("#signal-payload", '{"by": "ada"')  # not JSON yet: nothing can be sent
+    assert page.locator("#signal-send").is_disabled()
+    assert "Not valid JSON" in page.locator("#signal-error").inner_text()
+    page.fill("#signal-payload", '{"by": "ada"}')
+    assert page.locator("#signal-send").is_enabled()
+    page.locator("#signal-send").click()
+    page.locator(".headline .s-completed").wait_for()
+    assert waiting.result(timeout=10) == {"by": "ada"}
+    assert '"by": "ada"' in page.locator("#output").inner_text()
+
+
+def test_fork_from_a_step(page: Any, served: Served) -> None:
+    bad = served.engine.start_workflow(order, "bad-fork")
+    with pytest.raises(durably.WorkflowFailed):
+        bad.result(timeout=10)
+    page.goto(f"{served.url}/runs/{bad.run_id}")
+    page.locator("#journal tbody tr").nth(1).get_by_role("button", name="Fork from here").click()
+    page.wait_for_url(lambda url: bad.run_id not in url and "/runs/" in url)
+    fork_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    steps = served.engine.steps(fork_id)
+    assert steps[0].name == "dash.shout" and steps[0].output == "ordering bad-fork"
+
+
+def test_page_through_a_ten_thousand_step_run(page: Any, served: Served) -> None:
+    handle = served.engine.start_workflow(long, 10_000)
+    assert handle.result(timeout=120) == sum(range(10_000))
+    began = time.monotonic()
+    page.goto(f"{served.url}/runs/{handle.run_id}/timeline")
+    assert page.locator("#gantt tr.row").count() == 200
+    assert "page 1 of 50" in page.inner_text("main")
+    _shot(page, "timeline")
+    page.locator("#next").click()
+    page.wait_for_url(re.compile(r"page=2"))
+    assert page.locator("#gantt tr.row").first.get_attribute("data-seq") == "200"
+    page.goto(f"{served.url}/runs/{handle.run_id}/timeline?page=50")
+    assert page.locator("#gantt tr.row").last.get_attribute("data-seq") == "9999"
+    page.goto(f"{served.url}/runs/{handle.run_id}")  # the detail page shows the last 20
+    assert page.locator("#journal tbody tr").count() == 20
+    print(f"10,000-step run: 3 timeline pages and the detail in {time.monotonic() - began:.2f}s")
+
+
+def test_markup_in_a_payload_is_shown_as_text(page: Any, served: Served) -> None:
+    handle = served.engine.start_workflow(script)
+    handle.result(timeout=10)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{served.url}/runs/{handle.run_id}")
+    assert "<script>window.pwned = 1</script>" in page.locator("#output").inner_text()
+    assert page.locator("#output b").count() == 0
+    assert page.evaluate("window.pwned") is None and dialogs == []
+
+
+# -- over plain HTTP ---------------------------------------------------------------------
+def _request(url: str, **kwargs: Any) -> tuple[int, Any, str]:
+    """Status, headers (case-insensitive) and body, redirects not followed."""
+    request = urllib.request.Request(url, **kwargs)
+    opener = urllib.request.build_opener(_NoRedirect())
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read().decode()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+def _session(served: Served) -> tuple[str, str]:
+    """A session cookie and the CSRF token of one page."""
+    code, headers, _ = _request(f"{served.url}/?token={TOKEN}")
+    assert code == 307
+    session = headers["set-cookie"].split(";")[0]
+    code, headers, html = _request(f"{served.url}/runs", headers={"Cookie": session})
+    csrf = re.search(r'name="csrf" content="([^"]+)"', html)
+    assert code == 200 and csrf is not None
+    return f"{session}; durably_csrf={csrf.group(1)}", csrf.group(1)
+
+
+def test_no_token_is_401_and_the_token_buys_a_strict_cookie(served: Served) -> None:
+    assert _request(f"{served.url}/runs")[0] == 401
+    assert _request(f"{served.url}/?token=wrong")[0] == 401
+    code, headers, _ = _request(f"{served.url}/?token={TOKEN}")
+    assert code == 307 and headers["location"] == "/"
+    cookie = headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    forged = "durably_session=9999999999.x.0000"
+    assert _request(f"{served.url}/runs", headers={"Cookie": forged})[0] == 401
+    code, headers, _ = _request(f"{served.url}/runs", headers={"Cookie": cookie.split(";")[0]})
+    assert code == 200
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+
+
+def test_an_action_needs_its_csrf_token_and_this_origin(served: Served) -> None:
+    waiting = served.engine.start_workflow(approval, "csrf")
+    _until(lambda: served.engine.get_run(waiting.run_id).status == "waiting")
+    cookies, csrf = _session(served)
+    target = f"{served.url}/runs/{waiting.run_id}/cancel"
+
+    def post(data: str, origin: str | None) -> int:
+        headers = {"Cookie": cookies, "Content-Type": "application/x-www-form-urlencoded"}
+        if origin:
+            headers["Origin"] = origin
+        return _request(target, data=data.encode(), headers=headers, method="POST")[0]
+
+    assert post("", served.url) == 403  # no CSRF token
+    assert post("csrf=not-it", served.url) == 403
+    assert post(f"csrf={csrf}", "http://evil.example") == 403
+    assert post(f"csrf={csrf}", None) == 403  # no Origin, no Referer
+    assert served.engine.get_run(waiting.run_id).status == "waiting"
+    assert post(f"csrf={csrf}", served.url) == 303
+    _until(lambda: served.engine.get_run(waiting.run_id).status == "cancelled")
+
+
+def test_read_only_has_no_action(tmp_path: Path) -> None:
+    engine = durably.Engine(str(tmp_path / "ro.db"), execute=False)
+    port = _free_port()
+    web = app(engine, token=TOKEN, read_only=True)
+    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        _until(lambda: server.started)
+        url = f"http://127.0.0.1:{port}"
+        served = Served(engine, url)
+        cookies, csrf = _session(served)
+        headers = {"Cookie": cookies, "Origin": url}
+        run_id = engine.start_workflow(approval, "ro").run_id
+        code, _, _ = _request(
+            f"{url}/runs/{run_id}/cancel", data=f"csrf={csrf}".encode(), headers=headers
+        )
+        assert code == 405
+        code, _, html = _request(f"{url}/runs/{run_id}", headers={"Cookie": cookies})
+        assert code == 200 and "Cancel" not in html and "Send a signal" not in html
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        engine.close()
+
+
+def test_a_public_address_without_a_token_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DURABLY_DASHBOARD_TOKEN"}
+    durably_cli = shutil.which("durably") or ""
+    command = [durably_cli] if durably_cli else [sys.executable, "-m", "durably"]
+    done = subprocess.run(
+        [*command, "dashboard", "--host", "0.0.0.0", "--store", str(tmp_path / "x.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "refusing to serve the dashboard on 0.0.0.0 without a token" in done.stderr
+    assert "DURABLY_DASHBOARD_TOKEN" in done.stderr
+
+
+def _until(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
