@@ -233,10 +233,15 @@ class Engine(Starter, Operations):
         """Whether this engine executes runs now (``with engine:`` or ``launch()``)."""
         return self._executor is not None
 
-    def steps(self, run_id: str) -> list[StepRecord]:
-        """The run's journal, in order."""
+    def steps(self, run_id: str, start: int = 0, limit: int | None = None) -> list[StepRecord]:
+        """The run's journal, in order: from position ``start``, ``limit`` at most."""
         self._row(run_id)
-        return [StepRecord.from_entry(e) for e in self.store.journal(run_id)]
+        return [StepRecord.from_entry(e) for e in self.store.journal(run_id, start, limit)]
+
+    def count_steps(self, run_id: str) -> int:
+        """How many positions the run's journal has (the length of :meth:`steps`)."""
+        self._row(run_id)
+        return self.store.journal_size(run_id)
 
     def retry(self, run_id: str) -> RunHandle[Any]:
         """Run a failed run again: recorded steps are replayed, its failed steps run anew

@@ -108,17 +108,21 @@ class Operations:
         """Async twin of :meth:`count_runs`."""
         return await asyncio.to_thread(self.count_runs, *args, **kwargs)
 
-    def history(self, run_id: str) -> list[HistoryEvent]:
+    def history(self, run_id: str, limit: int | None = None) -> list[HistoryEvent]:
         """The run's life, in time order: created, claimed (by which worker, from which),
         step attempts failed and completed, suspended (timer, signal, child, backoff),
-        released, cancel requested, compensation, retried, forked, finished."""
+        released, cancel requested, compensation, retried, forked, finished.
+        ``limit``: only the newest events, that many at most."""
         row = self._row(run_id)
+        start = 0 if limit is None else max(0, self.store.journal_size(run_id) - limit)
+        journal = self.store.journal(run_id, start)
         events = [_created(row)]
         events += [_event(at, kind, detail) for at, kind, detail in self.store.history(run_id)]
-        events += [e for entry in self.store.journal(run_id) for e in _journal_events(entry)]
+        events += [e for entry in journal for e in _journal_events(entry)]
         if row.status.terminal:
             events.append(_finished(row))
-        return sorted(events, key=lambda e: e.at)
+        events.sort(key=lambda e: e.at)
+        return events if limit is None else events[-limit:]
 
     async def history_async(self, run_id: str) -> list[HistoryEvent]:
         """Async twin of :meth:`history`."""

@@ -233,7 +233,12 @@ def test_markup_in_a_payload_is_shown_as_text(page: Any, served: Served) -> None
     handle = served.engine.start_workflow(script)
     handle.result(timeout=10)
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def seen(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", seen)
     page.goto(f"{served.url}/runs/{handle.run_id}")
     assert "<script>window.pwned = 1</script>" in page.locator("#output").inner_text()
     assert page.locator("#output b").count() == 0

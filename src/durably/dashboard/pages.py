@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from durably.dashboard.timeline import chart
+from durably.dashboard.timeline import PAGE, chart
 from durably.durations import parse_duration
 from durably.engine import Engine
 from durably.errors import RunNotFound
@@ -21,6 +21,10 @@ from durably.records import RunStatus
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 #: Characters of a payload shown on a page (the rest behind a download link).
 SHOWN = 20_000
+#: Journal positions the run page reads (its signals and compensations among them).
+RECENT = 200
+#: History events the run page shows (the newest).
+HISTORY = 100
 FILTERS = ("workflow", "status", "queue", "since", "until", "parent", "key")
 
 
@@ -137,7 +141,8 @@ def run(request: Request) -> Response:
         found = engine.get_run(run_id)
     except RunNotFound:
         return render(request, "missing.html", 404, run_id=run_id)
-    steps = engine.steps(run_id)
+    positions = engine.count_steps(run_id)
+    recent = engine.steps(run_id, max(0, positions - RECENT))  # never a whole long journal
     children = list(engine.list_runs(parent=run_id, limit=100))
     events = engine.store.events(run_id)
     return render(
@@ -147,13 +152,14 @@ def run(request: Request) -> Response:
         waiting=engine.waiting_for(run_id),
         input=_shown(found.input),
         output=_shown(found.output),
-        steps=steps[-20:],
-        positions=len(steps),
-        signals=[s for s in steps if s.kind == "signal"],
-        compensations=[s for s in steps if s.kind == "compensation"],
+        steps=recent[-20:],
+        positions=positions,
+        recent=len(recent),
+        signals=[s for s in recent if s.kind == "signal"],
+        compensations=[s for s in recent if s.kind == "compensation"],
         children=children,
         events=[(k, _shown(json.loads(v) if v else None), at) for k, v, at in events],
-        history=engine.history(run_id),
+        history=engine.history(run_id, limit=HISTORY),
         terminal=found.status.terminal,
     )
 
@@ -169,7 +175,10 @@ def timeline(request: Request) -> Response:
         page = int(request.query_params.get("page", "1"))
     except ValueError:
         page = 1
-    return render(request, "timeline.html", run=found, chart=chart(engine.steps(run_id), page))
+    total = engine.count_steps(run_id)
+    page = min(max(1, page), max(1, -(-total // PAGE)))
+    shown = engine.steps(run_id, (page - 1) * PAGE, PAGE)
+    return render(request, "timeline.html", run=found, chart=chart(shown, page, total))
 
 
 def payload(request: Request) -> Response:

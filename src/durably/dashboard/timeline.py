@@ -49,11 +49,9 @@ class Chart:
     total: int
 
 
-def chart(steps: list[StepRecord], page: int = 1, size: int = PAGE) -> Chart:
-    """The chart of page ``page`` (from 1) of the journal ``steps``."""
-    pages = max(1, -(-len(steps) // size))
-    page = min(max(1, page), pages)
-    shown = steps[(page - 1) * size : page * size]
+def chart(shown: list[StepRecord], page: int, total: int) -> Chart:
+    """The chart of ``shown``, page ``page`` (from 1) of a journal of ``total`` positions."""
+    pages = max(1, -(-total // PAGE))
     spans = [_span(s) for s in shown]
     timed = sorted(s for s in spans if s is not None)
     axis = _Axis(timed)
@@ -74,7 +72,7 @@ def chart(steps: list[StepRecord], page: int = 1, size: int = PAGE) -> Chart:
                 _title(step),
             )
         )
-    return Chart(bars, axis.gaps, page, pages, len(steps))
+    return Chart(bars, axis.gaps, page, pages, total)
 
 
 def _span(step: StepRecord) -> tuple[float, float] | None:

@@ -414,8 +414,13 @@ class Store(AdminStore, ScheduleStore, Protocol):
         """The run with this id, or ``None``."""
         ...
 
-    def journal(self, run_id: str) -> list[JournalEntry]:
-        """The run's journal entries in position order (empty for an unknown run)."""
+    def journal(self, run_id: str, start: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        """The run's journal entries in position order from position ``start``, at most
+        ``limit`` of them (empty for an unknown run)."""
+        ...
+
+    def journal_size(self, run_id: str) -> int:
+        """How many positions the run's journal has."""
         ...
 
     def get_event(self, run_id: str, key: str) -> tuple[bool, str | None]:

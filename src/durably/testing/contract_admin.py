@@ -97,6 +97,12 @@ class AdminContract(ContractBase):
         assert (row.run_id, row.status) == ("copy", RunStatus.PENDING)
         assert [e.name for e in store.journal("copy")] == ["s0", "s1"]
         assert [e.name for e in store.journal("src")] == ["s0", "s1", "s2"]
+        # A page of a journal, and its length.
+        assert [e.name for e in store.journal("src", 1)] == ["s1", "s2"]
+        assert [e.name for e in store.journal("src", 1, 1)] == ["s1"]
+        assert store.journal("src", 5, 10) == []
+        assert (store.journal_size("src"), store.journal_size("copy")) == (3, 2)
+        assert store.journal_size("nobody") == 0
         assert [k for _, k, _ in store.history("copy")] == ["forked"]
 
     def test_one_lock_holder_at_a_time(self, store: Store) -> None:

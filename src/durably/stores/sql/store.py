@@ -327,11 +327,22 @@ class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
         rows = self._read(statement, (run_id,))
         return run_from_row(rows[0]) if rows else None
 
-    def journal(self, run_id: str) -> list[JournalEntry]:
+    def journal(self, run_id: str, start: int = 0, limit: int | None = None) -> list[JournalEntry]:
+        if start == 0 and limit is None:
+            statement = self.inline(
+                f"SELECT {ENTRY_COLUMNS} FROM journal WHERE run_id = ? ORDER BY seq"
+            )
+            return [entry_from_row(r) for r in self._read(statement, (run_id,))]
         statement = self.inline(
-            f"SELECT {ENTRY_COLUMNS} FROM journal WHERE run_id = ? ORDER BY seq"
+            f"SELECT {ENTRY_COLUMNS} FROM journal WHERE run_id = ? AND seq >= ? "
+            "ORDER BY seq LIMIT ?"
         )
-        return [entry_from_row(r) for r in self._read(statement, (run_id,))]
+        rows = self._read(statement, (run_id, start, 2**62 if limit is None else limit))
+        return [entry_from_row(r) for r in rows]
+
+    def journal_size(self, run_id: str) -> int:
+        statement = self.inline("SELECT COALESCE(MAX(seq) + 1, 0) FROM journal WHERE run_id = ?")
+        return int(self._read(statement, (run_id,))[0][0])
 
     def next_wakeup(self, workflows: Sequence[str]) -> float | None:
         if not workflows:
