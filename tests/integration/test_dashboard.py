@@ -3,6 +3,7 @@ server on a real store with real runs; its safety over plain HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ uvicorn = pytest.importorskip("uvicorn")
 playwright = pytest.importorskip("playwright.sync_api")
 
 from durably.dashboard import app  # noqa: E402
+from durably.testing import TestEngine  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "a-test-token-long-enough"
@@ -82,26 +84,28 @@ class Served:
         self.engine, self.url = engine, url
 
 
+@contextlib.contextmanager
+def serving(engine: durably.Engine, **options: Any) -> Iterator[Served]:
+    """The dashboard of ``engine`` on a real server of its own."""
+    port = _free_port()
+    web = app(engine, token=TOKEN, **options)
+    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        _until(lambda: server.started)
+        yield Served(engine, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     path = tmp_path_factory.mktemp("dash") / "durably.db"
     engine = durably.Engine(str(path), poll_interval=0.05, shutdown_grace=1)
-    engine.launch()
-    port = _free_port()
-    config = uvicorn.Config(
-        app(engine, token=TOKEN), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.01)
-    yield Served(engine, f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(5)
-    engine.close()
+    with engine, serving(engine) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +222,6 @@ def test_page_through_a_ten_thousand_step_run(page: Any, served: Served) -> None
     page.goto(f"{served.url}/runs/{handle.run_id}/timeline")
     assert page.locator("#gantt tr.row").count() == 200
     assert "page 1 of 50" in page.inner_text("main")
-    _shot(page, "timeline")
     page.locator("#next").click()
     page.wait_for_url(re.compile(r"page=2"))
     assert page.locator("#gantt tr.row").first.get_attribute("data-seq") == "200"
@@ -227,6 +230,56 @@ def test_page_through_a_ten_thousand_step_run(page: Any, served: Served) -> None
     page.goto(f"{served.url}/runs/{handle.run_id}")  # the detail page shows the last 20
     assert page.locator("#journal tbody tr").count() == 20
     print(f"10,000-step run: 3 timeline pages and the detail in {time.monotonic() - began:.2f}s")
+
+
+@durably.step(
+    name="dash.flaky", retries=2, backoff=durably.Backoff(initial="1h", max="1h", jitter=0)
+)
+def flaky(key: str) -> str:
+    FLAKY[key] = FLAKY.get(key, 0) + 1
+    if FLAKY[key] < 3:
+        raise ConnectionError("the gateway timed out")
+    return "paid"
+
+
+FLAKY: dict[str, int] = {}
+
+
+@durably.workflow(name="dash.subscription")
+def subscription(key: str) -> str:
+    shout("signed up")
+    flaky(key)
+    durably.sleep("30d")  # the trial
+    renewed = durably.wait_for_signal("renew", timeout="2d")
+    shout(f"renewed: {renewed}")
+    durably.sleep("30d")
+    return shout("closed")
+
+
+def test_a_run_of_two_months_collapses_its_idle_gaps(browser: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "months.db")
+    kit = TestEngine(path)  # two months of a virtual clock, recorded in milliseconds
+    try:
+        run_id = kit.start_workflow(subscription, "m").run_id
+        assert kit.handle(run_id).result(timeout=30) == "closed"
+    finally:
+        kit.close()
+    engine = durably.Engine(path, execute=False)
+    try:
+        with serving(engine) as served:
+            context = browser.new_context(viewport={"width": 1360, "height": 700})
+            tab = context.new_page()
+            tab.goto(f"{served.url}/?token={TOKEN}")
+            tab.goto(f"{served.url}/runs/{run_id}/timeline")
+            labels = tab.locator(".gap-label").all_inner_texts()
+            assert labels == ["break: 30.0d idle", "break: 30.0d idle"]  # the two sleeps
+            assert tab.locator("rect.k-signal").count() == 1  # the 2-day wait, drawn
+            retried = tab.locator('tr.row[data-seq="1"] rect')
+            assert retried.count() >= 3 + len(labels)  # 3 attempts, and the breaks
+            _shot(tab, "timeline")
+            context.close()
+    finally:
+        engine.close()
 
 
 def test_markup_in_a_payload_is_shown_as_text(page: Any, served: Served) -> None:
@@ -309,29 +362,37 @@ def test_an_action_needs_its_csrf_token_and_this_origin(served: Served) -> None:
     _until(lambda: served.engine.get_run(waiting.run_id).status == "cancelled")
 
 
+def test_a_bulk_cancel_shows_the_count_first(served: Served) -> None:
+    key = f"bulk-{time.monotonic_ns()}"
+    handles = [served.engine.start_workflow(approval, f"{key}-{i}") for i in range(3)]
+    _until(lambda: all(served.engine.get_run(h.run_id).status == "waiting" for h in handles))
+    cookies, csrf = _session(served)
+    headers = {"Cookie": cookies, "Origin": served.url}
+    target = f"{served.url}/runs/bulk?workflow=dash.approval&status=waiting"
+    code, _, html = _request(target, data=f"csrf={csrf}&action=cancel".encode(), headers=headers)
+    shown = re.search(r"Cancel (\d+) run\(s\)\?", html)
+    assert code == 200 and shown is not None and int(shown.group(1)) >= 3
+    assert all(served.engine.get_run(h.run_id).status == "waiting" for h in handles)
+    confirmed = f"csrf={csrf}&action=cancel&confirm={shown.group(1)}".encode()
+    code, headers_back, _ = _request(target, data=confirmed, headers=headers)
+    assert code == 303 and f"done=cancel:{shown.group(1)}" in headers_back["location"]
+    _until(lambda: all(served.engine.get_run(h.run_id).status == "cancelled" for h in handles))
+
+
 def test_read_only_has_no_action(tmp_path: Path) -> None:
     engine = durably.Engine(str(tmp_path / "ro.db"), execute=False)
-    port = _free_port()
-    web = app(engine, token=TOKEN, read_only=True)
-    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        _until(lambda: server.started)
-        url = f"http://127.0.0.1:{port}"
-        served = Served(engine, url)
-        cookies, csrf = _session(served)
-        headers = {"Cookie": cookies, "Origin": url}
-        run_id = engine.start_workflow(approval, "ro").run_id
-        code, _, _ = _request(
-            f"{url}/runs/{run_id}/cancel", data=f"csrf={csrf}".encode(), headers=headers
-        )
-        assert code == 405
-        code, _, html = _request(f"{url}/runs/{run_id}", headers={"Cookie": cookies})
-        assert code == 200 and "Cancel" not in html and "Send a signal" not in html
+        with serving(engine, read_only=True) as served:
+            cookies, csrf = _session(served)
+            headers = {"Cookie": cookies, "Origin": served.url}
+            run_id = engine.start_workflow(approval, "ro").run_id
+            code, _, _ = _request(
+                f"{served.url}/runs/{run_id}/cancel", data=f"csrf={csrf}".encode(), headers=headers
+            )
+            assert code == 405
+            code, _, html = _request(f"{served.url}/runs/{run_id}", headers={"Cookie": cookies})
+            assert code == 200 and "Cancel" not in html and "Send a signal" not in html
     finally:
-        server.should_exit = True
-        thread.join(5)
         engine.close()
 
 

@@ -62,10 +62,13 @@ async def stream(request: Request) -> Response:
     except BadFilter as exc:
         return PlainTextResponse(f"400: {exc}", 400)
     pulse: Pulse | None = request.app.state.pulse
+    # Before the stream opens: the page refreshes once it is open (what changed since it
+    # was rendered), and every change after this look is a change the stream tells.
+    first = await run_in_threadpool(_digest, engine, watch, given)
 
     async def events() -> AsyncIterator[str]:
         clock = asyncio.get_running_loop().time
-        seen = await run_in_threadpool(_digest, engine, watch, given)
+        seen = first
         beats = pulse.beats if pulse else 0
         looked = said = clock()
         yield ": watching\n\n"

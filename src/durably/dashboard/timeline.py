@@ -12,6 +12,8 @@ from durably.records import StepRecord
 
 #: Journal positions drawn on one page.
 PAGE = 200
+#: The narrowest bar drawn (percent of the width): an instant stays visible.
+MIN_WIDTH = 0.4
 #: Share of the chart's width one collapsed gap takes.
 BREAK_WIDTH = 3.0
 
@@ -65,8 +67,8 @@ def chart(shown: list[StepRecord], page: int, total: int) -> Chart:
                 step.name,
                 step.status,
                 step.attempts,
-                left,
-                max(right - left, 0.4),
+                min(left, 100.0 - MIN_WIDTH),
+                max(right - left, MIN_WIDTH),
                 step.started_at,
                 step.finished_at,
                 _title(step),

@@ -31,6 +31,7 @@ function live() {
   const poll = () => { if (!poller) poller = setInterval(refresh, 5000); };
   if (!window.EventSource) return poll();
   const source = new EventSource("/live?" + watch);
+  source.onopen = refresh; // what changed between the page's rendering and now
   source.addEventListener("changed", () => { failures = 0; refresh(); });
   source.onerror = () => {
     failures += 1;
