@@ -28,6 +28,7 @@ playwright = pytest.importorskip("playwright.sync_api")
 
 from durably.dashboard import app  # noqa: E402
 from durably.testing import TestEngine  # noqa: E402
+from tests import postgres  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "a-test-token-long-enough"
@@ -100,12 +101,22 @@ def serving(engine: durably.Engine, **options: Any) -> Iterator[Served]:
         thread.join(5)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    path = tmp_path_factory.mktemp("dash") / "durably.db"
-    engine = durably.Engine(str(path), poll_interval=0.05, shutdown_grace=1)
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The dashboard of a launched engine on each backend, for every test of the module."""
+    if request.param == "sqlite":
+        url, schema = str(tmp_path_factory.mktemp("dash") / "durably.db"), None
+    else:
+        postgres.require()
+        schema = postgres.new_schema()
+        url = postgres.schema_url(schema)
+    engine = durably.Engine(url, poll_interval=0.05, shutdown_grace=1)
     with engine, serving(engine) as running:
         yield running
+    if schema is not None:
+        postgres.drop_schema(schema)
 
 
 @pytest.fixture(scope="module")

@@ -419,6 +419,11 @@ class Store(AdminStore, ScheduleStore, Protocol):
         ``limit`` of them (empty for an unknown run)."""
         ...
 
+    def pending_signals(self, run_id: str) -> list[tuple[str, str | None, float]]:
+        """The signals sent to the run and not received yet: ``(name, payload, sent_at)``
+        in the order they were sent."""
+        ...
+
     def journal_size(self, run_id: str) -> int:
         """How many positions the run's journal has."""
         ...

@@ -108,8 +108,10 @@ class StoreContract(AdminContract, ScheduleContract):
         assert row is not None
         assert (row.status, row.owner, row.output) == (RunStatus.RUNNING, successor, None)
         assert store.journal("r1") == [] and store.get_event("r1", "progress") == (False, None)
+        assert [(n, p) for n, p, _ in store.pending_signals("r1")] == [("go", '"x"')]
         taken = self.write(store, lambda tx: store.take_signal(tx, claim.lease, entry(0, "go")))
         assert taken == '"x"'  # the stale take consumed nothing
+        assert store.pending_signals("r1") == []
 
     def test_a_finished_run_takes_no_more_writes(self, store: Store) -> None:
         lease = self.claimed(store, "r1")

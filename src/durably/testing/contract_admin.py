@@ -103,6 +103,7 @@ class AdminContract(ContractBase):
         assert store.journal("src", 5, 10) == []
         assert (store.journal_size("src"), store.journal_size("copy")) == (3, 2)
         assert store.journal_size("nobody") == 0
+        assert store.pending_signals("nobody") == []
         assert [k for _, k, _ in store.history("copy")] == ["forked"]
 
     def test_one_lock_holder_at_a_time(self, store: Store) -> None:

@@ -340,6 +340,13 @@ class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
         rows = self._read(statement, (run_id, start, 2**62 if limit is None else limit))
         return [entry_from_row(r) for r in rows]
 
+    def pending_signals(self, run_id: str) -> list[tuple[str, str | None, float]]:
+        statement = self.inline(
+            "SELECT name, payload, created_at FROM signals "
+            "WHERE run_id = ? AND consumed_seq IS NULL ORDER BY id"
+        )
+        return [(n, p, float(at)) for n, p, at in self._read(statement, (run_id,))]
+
     def journal_size(self, run_id: str) -> int:
         statement = self.inline("SELECT COALESCE(MAX(seq) + 1, 0) FROM journal WHERE run_id = ?")
         return int(self._read(statement, (run_id,))[0][0])
