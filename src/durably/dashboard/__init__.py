@@ -89,5 +89,6 @@ def app(
     web = Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
     web.state.engine = engine
     web.state.read_only = read_only
+    web.state.totals = pages.Totals()
     web.state.pulse = None  # until the server starts it
     return web

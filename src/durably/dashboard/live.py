@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from durably.dashboard.pages import BadFilter, _engine, filters
+from durably.dashboard.pages import BadFilter, Totals, _engine, filters
 from durably.engine import Engine
 from durably.errors import RunNotFound
 
@@ -39,7 +39,7 @@ class Pulse:
         self._stop()
 
 
-def _digest(engine: Engine, watch: str, given: dict[str, Any]) -> Any:
+def _digest(engine: Engine, watch: str, given: dict[str, Any], totals: Totals) -> Any:
     """What a page of this kind shows, in short: a change of it is a change of the page."""
     if watch.startswith("run:"):
         try:
@@ -51,7 +51,7 @@ def _digest(engine: Engine, watch: str, given: dict[str, Any]) -> Any:
         return [(r.run_id, r.status, r.updated_at) for r in engine.list_runs(limit=50, **given)]
     if watch == "schedules":
         return [(s.id, s.paused, s.next_fire, s.last_run_id) for s in engine.schedules.list()]
-    return (engine.store.queue_stats(), [w.worker_id for w in engine.store.live_workers()])
+    return totals.get(engine)
 
 
 async def stream(request: Request) -> Response:
@@ -64,7 +64,8 @@ async def stream(request: Request) -> Response:
     pulse: Pulse | None = request.app.state.pulse
     # Before the stream opens: the page refreshes once it is open (what changed since it
     # was rendered), and every change after this look is a change the stream tells.
-    first = await run_in_threadpool(_digest, engine, watch, given)
+    totals: Totals = request.app.state.totals
+    first = await run_in_threadpool(_digest, engine, watch, given, totals)
 
     async def events() -> AsyncIterator[str]:
         clock = asyncio.get_running_loop().time
@@ -77,7 +78,7 @@ async def stream(request: Request) -> Response:
             now_beats = pulse.beats if pulse else 0
             if now_beats != beats or clock() - looked >= LOOK:
                 beats, looked = now_beats, clock()
-                now = await run_in_threadpool(_digest, engine, watch, given)
+                now = await run_in_threadpool(_digest, engine, watch, given, totals)
                 if now != seen:
                     seen, said = now, clock()
                     yield "event: changed\ndata: {}\n\n"

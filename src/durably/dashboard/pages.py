@@ -4,6 +4,8 @@ timeline, schedules. Each reads through the engine's API; none keeps data of its
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from durably.records import RunStatus
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 #: Characters of a payload shown on a page (the rest behind a download link).
 SHOWN = 20_000
+#: Seconds the overview's counts are reused for.
+TOTALS_TTL = 5.0
 #: Journal positions the run page reads (its signals and compensations among them).
 RECENT = 200
 #: History events the run page shows (the newest).
@@ -49,35 +53,56 @@ def _engine(request: Request) -> Engine:
 
 def overview(request: Request) -> Response:
     engine = _engine(request)
+    return render(request, "overview.html", **request.app.state.totals.get(engine))
+
+
+class Totals:
+    """The overview's counts, read at most every :data:`TOTALS_TTL` seconds: over a
+    backlog of a million runs they take seconds, and every open overview asks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = -TOTALS_TTL
+        self._last: dict[str, Any] = {}
+
+    def get(self, engine: Engine) -> dict[str, Any]:
+        with self._lock:
+            if time.monotonic() - self._at >= TOTALS_TTL:
+                self._last = _totals(engine)
+                self._at = time.monotonic()
+            return self._last
+
+
+def _totals(engine: Engine) -> dict[str, Any]:
     now = engine.store.now()
-    day = now - 86400
-    counts = {s.value: engine.count_runs(status=s, since=day) for s in RunStatus}
-    last_hour = engine.count_runs(status=RunStatus.COMPLETED, since=now - 3600)
     queues: dict[str, dict[str, Any]] = {}
+    live: dict[str, int] = {}
     for queue, status, count, oldest in engine.store.queue_stats():
         row = queues.setdefault(queue, {"counts": {}, "oldest": None})
         row["counts"][status] = count
+        live[status] = live.get(status, 0) + count
         if oldest is not None and (row["oldest"] is None or oldest < row["oldest"]):
             row["oldest"] = oldest
+    ended = [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED]
+    day = {s.value: engine.count_runs(status=s, since=now - 86400) for s in ended}
     workers = engine.store.live_workers()
-    running = engine.list_runs(status=RunStatus.RUNNING, limit=200)
-    stuck = [r for r in running if r.lease_until is None or r.lease_until.timestamp() < now]
+    known = {w.worker_id for w in workers}
+    stuck = [(owner, n) for owner, n in engine.store.running_counts().items() if owner not in known]
     unserved = [
         kind
         for kind in engine.store.waiting_kinds()
         if not any(w.executes(kind[0], kind[1]) for w in workers)
     ]
-    return render(
-        request,
-        "overview.html",
-        counts=counts,
-        last_hour=last_hour,
-        queues=sorted(queues.items()),
-        workers=workers,
-        stuck=stuck,
-        unserved=unserved,
-        now=now,
-    )
+    return {
+        "live": {s.value: live.get(s.value, 0) for s in RunStatus if not s.terminal},
+        "day": day,
+        "last_hour": engine.count_runs(status=RunStatus.COMPLETED, since=now - 3600),
+        "queues": sorted(queues.items()),
+        "workers": workers,
+        "stuck": stuck,
+        "unserved": unserved,
+        "now": now,
+    }
 
 
 def filters(request: Request) -> dict[str, Any]:

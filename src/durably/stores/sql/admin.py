@@ -70,6 +70,7 @@ class AdminSql:
         def inline(self, statement: str) -> str: ...
         def _read(self, statement: str, params: Sequence[Any] = ()) -> list[Any]: ...
         def transact(self, work: Any) -> Any: ...
+        def now(self) -> float: ...
         def create_run(self, tx: Transaction, new: NewRun) -> tuple[RunRow, bool]: ...
         def add_history(
             self,
@@ -101,7 +102,9 @@ class AdminSql:
         return int(self._read(statement, params)[0][0])
 
     def queue_stats(self) -> list[tuple[str, str, int, float | None]]:
-        return [(q, st, int(n), o) for q, st, n, o in self._read(self.sql("queue_stats"))]
+        now = self.now()  # once: durably_now() in SQLite is a call into Python per row
+        rows = self._read(self.sql("queue_stats"), (now, now))
+        return [(q, st, int(n), o) for q, st, n, o in rows]
 
     def history(self, run_id: str) -> list[tuple[float, str, dict[str, Any]]]:
         rows = self._read(self.sql("history"), (run_id,))

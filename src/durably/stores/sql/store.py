@@ -312,7 +312,8 @@ class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
         return [worker_from_row(r) for r in self._read(self._statements["live_workers"])]
 
     def waiting_kinds(self, limit: int = 100) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self._read(self._statements["waiting_kinds"], (limit,))]
+        rows = self._read(self._statements["waiting_kinds"], (self.now(), limit))
+        return [(r[0], r[1]) for r in rows]
 
     def lease_owners(self) -> list[str]:
         statement = self.inline("SELECT DISTINCT owner FROM runs WHERE owner IS NOT NULL")

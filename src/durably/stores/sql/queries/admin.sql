@@ -43,9 +43,9 @@ SELECT owner, COUNT(*) FROM runs WHERE owner IS NOT NULL GROUP BY owner
 
 -- name: queue_stats
 -- Runs not ended by queue and status; the earliest due time of those waiting for a
--- worker (due, no live lease).
-SELECT queue, status, COUNT(*), MIN(CASE WHEN available_at <= durably_now()
-        AND (owner IS NULL OR lease_until < durably_now()) THEN available_at END)
+-- worker (due, no live lease). Now is given (read once, not once per row).
+SELECT queue, status, COUNT(*), MIN(CASE WHEN available_at <= ?
+        AND (owner IS NULL OR lease_until < ?) THEN available_at END)
 FROM runs WHERE status NOT IN ({ended})
 GROUP BY queue, status ORDER BY queue, status
 

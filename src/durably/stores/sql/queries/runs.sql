@@ -123,5 +123,5 @@ FROM workers WHERE seen_at + 2 * lease >= durably_now() ORDER BY started_at
 -- name: waiting_kinds
 -- What runs wait for a worker now: due, not held, not ended.
 SELECT DISTINCT workflow, queue FROM runs
-WHERE owner IS NULL AND status = 'pending' AND available_at <= durably_now()
+WHERE owner IS NULL AND status = 'pending' AND available_at <= ?
 LIMIT ?
