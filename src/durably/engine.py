@@ -238,20 +238,6 @@ class Engine(Starter, Operations):
         self._row(run_id)
         return [StepRecord.from_entry(e) for e in self.store.journal(run_id, start, limit)]
 
-    def pending_signals(self, run_id: str) -> list[tuple[str, Any]]:
-        """The signals sent to the run that it has not received yet: ``(name, payload)``,
-        in the order they were sent (each is received once, by ``wait_for_signal``)."""
-        self._row(run_id)
-        return [
-            (name, loads(text, what=f"signal {name!r}"))
-            for name, text, _ in self.store.pending_signals(run_id)
-        ]
-
-    def count_steps(self, run_id: str) -> int:
-        """How many positions the run's journal has (the length of :meth:`steps`)."""
-        self._row(run_id)
-        return self.store.journal_size(run_id)
-
     def retry(self, run_id: str) -> RunHandle[Any]:
         """Run a failed run again: recorded steps are replayed, its failed steps run anew
         (a failed branch of a ``map`` too).

@@ -108,6 +108,20 @@ class Operations:
         """Async twin of :meth:`count_runs`."""
         return await asyncio.to_thread(self.count_runs, *args, **kwargs)
 
+    def pending_signals(self, run_id: str) -> list[tuple[str, Any]]:
+        """The signals sent to the run that it has not received yet: ``(name, payload)``,
+        in the order they were sent (each is received once, by ``wait_for_signal``)."""
+        self._row(run_id)
+        return [
+            (name, loads(text, what=f"signal {name!r}"))
+            for name, text, _ in self.store.pending_signals(run_id)
+        ]
+
+    def count_steps(self, run_id: str) -> int:
+        """How many positions the run's journal has (the length of ``engine.steps``)."""
+        self._row(run_id)
+        return self.store.journal_size(run_id)
+
     def history(self, run_id: str, limit: int | None = None) -> list[HistoryEvent]:
         """The run's life, in time order: created, claimed (by which worker, from which),
         step attempts failed and completed, suspended (timer, signal, child, backoff),

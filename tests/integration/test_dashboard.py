@@ -185,8 +185,11 @@ def test_a_failed_run_shows_its_traceback(page: Any, served: Served) -> None:
 def test_a_cancel_shows_live_and_the_button_cancels(page: Any, served: Served) -> None:
     waiting = served.engine.start_workflow(approval, "from-outside")
     _until(lambda: served.engine.get_run(waiting.run_id).status == "waiting")
+    served.engine.send_signal(waiting.run_id, "unrelated", {"n": 1})  # nobody waits for it
+    assert served.engine.pending_signals(waiting.run_id) == [("unrelated", {"n": 1})]
     page.goto(f"{served.url}/runs/{waiting.run_id}")
     assert "waiting for signal 'approved'" in page.locator("#waiting").inner_text()
+    assert "unrelated" in page.locator("#pending").inner_text()
     served.engine.cancel(waiting.run_id)  # elsewhere: the open page follows by itself
     page.locator(".headline .s-cancelled").wait_for()
 

@@ -18,7 +18,7 @@ from durably.dashboard.timeline import PAGE, chart
 from durably.durations import parse_duration
 from durably.engine import Engine
 from durably.errors import RunNotFound
-from durably.records import RunStatus
+from durably.records import Run, RunStatus
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 #: Characters of a payload shown on a page (the rest behind a download link).
@@ -159,13 +159,20 @@ def runs(request: Request) -> Response:
     )
 
 
-def run(request: Request) -> Response:
-    engine = _engine(request)
+def _the_run(request: Request) -> Run | Response:
+    """The run the URL names, or the page saying there is none."""
     run_id = request.path_params["run_id"]
     try:
-        found = engine.get_run(run_id)
+        return _engine(request).get_run(run_id)
     except RunNotFound:
         return render(request, "missing.html", 404, run_id=run_id)
+
+
+def run(request: Request) -> Response:
+    engine, found = _engine(request), _the_run(request)
+    if isinstance(found, Response):
+        return found
+    run_id = found.run_id
     positions = engine.count_steps(run_id)
     recent = engine.steps(run_id, max(0, positions - RECENT))  # never a whole long journal
     children = list(engine.list_runs(parent=run_id, limit=100))
@@ -191,19 +198,16 @@ def run(request: Request) -> Response:
 
 
 def timeline(request: Request) -> Response:
-    engine = _engine(request)
-    run_id = request.path_params["run_id"]
-    try:
-        found = engine.get_run(run_id)
-    except RunNotFound:
-        return render(request, "missing.html", 404, run_id=run_id)
+    engine, found = _engine(request), _the_run(request)
+    if isinstance(found, Response):
+        return found
     try:
         page = int(request.query_params.get("page", "1"))
     except ValueError:
         page = 1
-    total = engine.count_steps(run_id)
+    total = engine.count_steps(found.run_id)
     page = min(max(1, page), max(1, -(-total // PAGE)))
-    shown = engine.steps(run_id, (page - 1) * PAGE, PAGE)
+    shown = engine.steps(found.run_id, (page - 1) * PAGE, PAGE)
     return render(request, "timeline.html", run=found, chart=chart(shown, page, total))
 
 
