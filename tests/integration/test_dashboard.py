@@ -152,8 +152,12 @@ def test_list_and_filter_runs(page: Any, served: Served) -> None:
     assert good.result(timeout=10) == "receipt-lamp"
     with pytest.raises(durably.WorkflowFailed):
         bad.result(timeout=10)
-    page.goto(f"{served.url}/")
+    page.goto(f"{served.url}/?window=1h")
     page.get_by_role("heading", name="Overview").wait_for()
+    cards = page.locator(".cards").inner_text()
+    assert "failed 1h" in cards.replace("\n", " ")
+    assert "Workers" in page.inner_text("main") and served.engine.executor is not None
+    assert served.engine.executor.owner in page.inner_text("main")  # the live worker
     _shot(page, "overview")
     page.goto(f"{served.url}/runs")
     assert page.locator("#runs tbody tr").count() >= 2

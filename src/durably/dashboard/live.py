@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from durably.dashboard.pages import BadFilter, Totals, _engine, filters
+from durably.dashboard.pages import WINDOWS, BadFilter, Totals, _engine, filters
 from durably.engine import Engine
 from durably.errors import RunNotFound
 
@@ -51,7 +51,7 @@ def _digest(engine: Engine, watch: str, given: dict[str, Any], totals: Totals) -
         return [(r.run_id, r.status, r.updated_at) for r in engine.list_runs(limit=50, **given)]
     if watch == "schedules":
         return [(s.id, s.paused, s.next_fire, s.last_run_id) for s in engine.schedules.list()]
-    return totals.get(engine)
+    return totals.get(engine, given.get("window", "24h"))
 
 
 async def stream(request: Request) -> Response:
@@ -59,6 +59,9 @@ async def stream(request: Request) -> Response:
     watch = request.query_params.get("watch", "")
     try:
         given = filters(request) if watch == "runs" else {}
+        if watch == "overview":
+            window = request.query_params.get("window", "24h")
+            given = {"window": window if window in WINDOWS else "24h"}
     except BadFilter as exc:
         return PlainTextResponse(f"400: {exc}", 400)
     pulse: Pulse | None = request.app.state.pulse

@@ -51,9 +51,16 @@ def _engine(request: Request) -> Engine:
     return engine
 
 
+#: The windows the overview counts ended runs over.
+WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+
+
 def overview(request: Request) -> Response:
-    engine = _engine(request)
-    return render(request, "overview.html", **request.app.state.totals.get(engine))
+    window = request.query_params.get("window", "24h")
+    if window not in WINDOWS:
+        window = "24h"
+    totals = request.app.state.totals.get(_engine(request), window)
+    return render(request, "overview.html", window=window, windows=list(WINDOWS), **totals)
 
 
 class Totals:
@@ -62,18 +69,18 @@ class Totals:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._at = -TOTALS_TTL
-        self._last: dict[str, Any] = {}
+        self._kept: dict[str, tuple[float, dict[str, Any]]] = {}  # by window
 
-    def get(self, engine: Engine) -> dict[str, Any]:
+    def get(self, engine: Engine, window: str = "24h") -> dict[str, Any]:
         with self._lock:
-            if time.monotonic() - self._at >= TOTALS_TTL:
-                self._last = _totals(engine)
-                self._at = time.monotonic()
-            return self._last
+            at, last = self._kept.get(window, (-TOTALS_TTL, {}))
+            if time.monotonic() - at >= TOTALS_TTL:
+                last = _totals(engine, WINDOWS[window])
+                self._kept[window] = (time.monotonic(), last)
+            return last
 
 
-def _totals(engine: Engine) -> dict[str, Any]:
+def _totals(engine: Engine, window: float) -> dict[str, Any]:
     now = engine.store.now()
     queues: dict[str, dict[str, Any]] = {}
     live: dict[str, int] = {}
@@ -84,7 +91,7 @@ def _totals(engine: Engine) -> dict[str, Any]:
         if oldest is not None and (row["oldest"] is None or oldest < row["oldest"]):
             row["oldest"] = oldest
     ended = [RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED]
-    day = {s.value: engine.count_runs(status=s, since=now - 86400) for s in ended}
+    day = {s.value: engine.count_runs(status=s, since=now - window) for s in ended}
     workers = engine.store.live_workers()
     known = {w.worker_id for w in workers}
     stuck = [(owner, n) for owner, n in engine.store.running_counts().items() if owner not in known]
