@@ -133,7 +133,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, served: Served) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     tab = context.new_page()
-    tab.set_default_timeout(15_000)
+    tab.set_default_timeout(30_000)  # a loaded CI machine: live pages follow within a second
     tab.goto(f"{served.url}/?token={TOKEN}")  # the token buys this browser its cookie
     yield tab
     context.close()

@@ -8,11 +8,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from durably.dashboard.pages import BadFilter, _engine, filters, render
+from durably.dashboard.pages import BadFilter, engine_of, filters, render
 from durably.dashboard.security import csrf_ok
+from durably.engine import Engine
 from durably.errors import DurablyError
 from durably.records import RunStatus
 
@@ -34,31 +36,29 @@ def _back(to: str) -> Response:
     return RedirectResponse(to, status_code=303)
 
 
-async def _on_run(request: Request, act: Callable[[Any, str, dict[str, Any]], str]) -> Response:
+async def _on_run(request: Request, act: Callable[[Engine, str, dict[str, Any]], str]) -> Response:
     form = await _form(request)
     if isinstance(form, Response):
         return form
     run_id = request.path_params["run_id"]
-    from starlette.concurrency import run_in_threadpool
-
     try:
-        to = await run_in_threadpool(act, _engine(request), run_id, form)
+        to = await run_in_threadpool(act, engine_of(request), run_id, form)
     except (DurablyError, ValueError, TypeError) as exc:
         return PlainTextResponse(f"400: {type(exc).__name__}: {exc}", 400)
     return _back(to)
 
 
-def _cancel(engine: Any, run_id: str, form: dict[str, Any]) -> str:
+def _cancel(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
     engine.cancel(run_id, form.get("reason") or "cancelled from the dashboard")
     return f"/runs/{run_id}"
 
 
-def _retry(engine: Any, run_id: str, form: dict[str, Any]) -> str:
+def _retry(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
     engine.retry(run_id)
     return f"/runs/{run_id}"
 
 
-def _fork(engine: Any, run_id: str, form: dict[str, Any]) -> str:
+def _fork(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
     try:
         position = int(form.get("from_step", ""))
     except ValueError:
@@ -66,7 +66,7 @@ def _fork(engine: Any, run_id: str, form: dict[str, Any]) -> str:
     return f"/runs/{engine.fork(run_id, position)}"
 
 
-def _signal(engine: Any, run_id: str, form: dict[str, Any]) -> str:
+def _signal(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
     name = str(form.get("name", "")).strip()
     try:
         payload = json.loads(str(form.get("payload") or "null"))
@@ -95,8 +95,6 @@ async def signal(request: Request) -> Response:
 async def bulk(request: Request) -> Response:
     """Cancel or retry every run the filter selects: first the count to confirm, then,
     with ``confirm`` equal to it, the action."""
-    from starlette.concurrency import run_in_threadpool
-
     form = await _form(request)
     if isinstance(form, Response):
         return form
@@ -112,7 +110,7 @@ async def bulk(request: Request) -> Response:
         given["status"] = [s for s in given.get("status", live) if s in live] or live
     else:
         given["status"] = [RunStatus.FAILED, RunStatus.CANCELLED]
-    engine = _engine(request)
+    engine = engine_of(request)
     count = await run_in_threadpool(lambda: engine.count_runs(**given))
     if form.get("confirm") != str(count):
         query = request.url.query
@@ -121,13 +119,14 @@ async def bulk(request: Request) -> Response:
     return _back(f"/runs?{request.url.query}&done={action}:{done}")
 
 
-def _act_on_all(engine: Any, action: str, given: dict[str, Any]) -> int:
+def _act_on_all(engine: Engine, action: str, given: dict[str, Any]) -> int:
     done, cursor = 0, None
     while done < BULK_LIMIT:
         page = engine.list_runs(limit=500, cursor=cursor, **given)
+        act = engine.cancel if action == "cancel" else engine.retry
         for found in page:
             try:
-                engine.cancel(found.run_id) if action == "cancel" else engine.retry(found.run_id)
+                act(found.run_id)
                 done += 1
             except DurablyError:
                 continue  # it ended, or was retried, meanwhile
@@ -138,13 +137,11 @@ def _act_on_all(engine: Any, action: str, given: dict[str, Any]) -> int:
 
 
 async def schedule(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
     form = await _form(request)
     if isinstance(form, Response):
         return form
     schedule_id, what = request.path_params["schedule_id"], request.path_params["what"]
-    schedules = _engine(request).schedules
+    schedules = engine_of(request).schedules
     acts = {"pause": schedules.pause, "resume": schedules.resume, "trigger": schedules.trigger}
     if what not in acts:
         return PlainTextResponse("404: no such action", 404)

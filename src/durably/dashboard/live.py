@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from durably.dashboard.pages import WINDOWS, BadFilter, Totals, _engine, filters
+from durably.dashboard.pages import WINDOWS, BadFilter, Totals, engine_of, filters
 from durably.engine import Engine
 from durably.errors import RunNotFound
 
@@ -55,7 +55,7 @@ def _digest(engine: Engine, watch: str, given: dict[str, Any], totals: Totals) -
 
 
 async def stream(request: Request) -> Response:
-    engine = _engine(request)
+    engine = engine_of(request)
     watch = request.query_params.get("watch", "")
     try:
         given = filters(request) if watch == "runs" else {}

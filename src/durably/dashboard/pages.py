@@ -46,7 +46,7 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
-def _engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -59,7 +59,7 @@ def overview(request: Request) -> Response:
     window = request.query_params.get("window", "24h")
     if window not in WINDOWS:
         window = "24h"
-    totals = request.app.state.totals.get(_engine(request), window)
+    totals = request.app.state.totals.get(engine_of(request), window)
     return render(request, "overview.html", window=window, windows=list(WINDOWS), **totals)
 
 
@@ -145,7 +145,7 @@ def _moment(text: str, name: str) -> datetime:
 
 
 def runs(request: Request) -> Response:
-    engine = _engine(request)
+    engine = engine_of(request)
     try:
         given = filters(request)
         page = engine.list_runs(limit=50, cursor=request.query_params.get("cursor"), **given)
@@ -170,13 +170,13 @@ def _the_run(request: Request) -> Run | Response:
     """The run the URL names, or the page saying there is none."""
     run_id = request.path_params["run_id"]
     try:
-        return _engine(request).get_run(run_id)
+        return engine_of(request).get_run(run_id)
     except RunNotFound:
         return render(request, "missing.html", 404, run_id=run_id)
 
 
 def run(request: Request) -> Response:
-    engine, found = _engine(request), _the_run(request)
+    engine, found = engine_of(request), _the_run(request)
     if isinstance(found, Response):
         return found
     run_id = found.run_id
@@ -205,7 +205,7 @@ def run(request: Request) -> Response:
 
 
 def timeline(request: Request) -> Response:
-    engine, found = _engine(request), _the_run(request)
+    engine, found = engine_of(request), _the_run(request)
     if isinstance(found, Response):
         return found
     try:
@@ -220,7 +220,7 @@ def timeline(request: Request) -> Response:
 
 def payload(request: Request) -> Response:
     """A run's input or output in full, as a JSON download."""
-    engine = _engine(request)
+    engine = engine_of(request)
     which = request.path_params["which"]
     try:
         found = engine.get_run(request.path_params["run_id"])
@@ -236,7 +236,7 @@ def payload(request: Request) -> Response:
 
 
 def schedules(request: Request) -> Response:
-    return render(request, "schedules.html", schedules=_engine(request).schedules.list())
+    return render(request, "schedules.html", schedules=engine_of(request).schedules.list())
 
 
 def _shown(value: Any) -> dict[str, Any]:
