@@ -192,7 +192,8 @@ def test_a_cancel_shows_live_and_the_button_cancels(page: Any, served: Served) -
     served.engine.send_signal(waiting.run_id, "unrelated", {"n": 1})  # nobody waits for it
     assert served.engine.pending_signals(waiting.run_id) == [("unrelated", {"n": 1})]
     page.goto(f"{served.url}/runs/{waiting.run_id}")
-    assert "waiting for signal 'approved'" in page.locator("#waiting").inner_text()
+    # The send woke the run to look at its mailbox: it waits again a moment later.
+    page.locator("#waiting", has_text="waiting for signal 'approved'").wait_for()
     assert "unrelated" in page.locator("#pending").inner_text()
     served.engine.cancel(waiting.run_id)  # elsewhere: the open page follows by itself
     page.locator(".headline .s-cancelled").wait_for()
