@@ -8,40 +8,44 @@ import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import Any
 
 from durably import crashpoints
 from durably.hooks import StepStarted, Subscriber
+from durably.registry import Workflow
 from durably.testing.clock import VirtualClock
 from durably.testing.engine import TestEngine
 from durably.testing.passes import Passes
-
-if TYPE_CHECKING:
-    from durably.testing.crashes import _Execution
 
 #: Real seconds the child may take to reach its crash point or end.
 CHILD_TIMEOUT = 120.0
 
 
-def crash_in_child(execution: _Execution) -> tuple[str, str | None]:
-    """Start the run (executing nothing here), let a child execute it until it dies at
-    the execution's target; the run's id, and the step in progress when the child was
-    killed there (``""`` between steps), or None if it ended first."""
-    module = execution.workflow.fn.__module__
+def crash_in_child(
+    workflow: Workflow[..., Any],
+    call: tuple[Any, Any],
+    path: str,
+    clock: VirtualClock,
+    target: tuple[str, int],
+) -> tuple[str, str | None]:
+    """Start ``workflow(*args, **kwargs)`` (``call``) on the SQLite file ``path``,
+    executing nothing here, and let a child execute it until it dies at the
+    ``target``-th pass of a crash point; the run's id, and the step in progress when
+    the child was killed there (``""`` between steps), or None if it ended first."""
+    module = workflow.fn.__module__
     if module == "__main__":
         raise ValueError(
             "crash_sweep(mode='process') needs the workflow in an importable module, "
             "not __main__: the child process imports it"
         )
-    client = TestEngine(execution.path, clock=execution.clock, execute=False)
+    client = TestEngine(path, clock=clock, execute=False)
     try:
-        run_id = client.start_workflow(execution.workflow, *execution.args, **execution.kwargs)
+        run_id = client.start_workflow(workflow, *call[0], **call[1])
     finally:
         client.close()
-    assert execution.target is not None
-    name, count = execution.target
-    command = [sys.executable, "-m", "durably.testing.child", execution.path, module]
-    command += [run_id.run_id, name, str(count), repr(execution.clock.time())]
+    name, count = target
+    command = [sys.executable, "-m", "durably.testing.child", path, module]
+    command += [run_id.run_id, name, str(count), repr(clock.time())]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or "." for p in sys.path)}
     done = subprocess.run(command, env=env, capture_output=True, timeout=CHILD_TIMEOUT)
     if done.returncode not in (0, -signal.SIGKILL):

@@ -244,11 +244,14 @@ class _Execution:
             self.remove()
 
     def crashed_in_child(self, expected: str, made: list[Any], look: _Effects) -> CrashPoint:
-        assert self.target is not None
+        target = self.target
+        assert target is not None
         written: list[Any] = []
         try:
             with look.during(written):
-                run_id, step = crash_in_child(self)
+                run_id, step = crash_in_child(
+                    self.workflow, (self.args, self.kwargs), self.path, self.clock, target
+                )
             if step is None:
                 return CrashPoint(self.point, None, "not reached")
             return self._resumed(step or None, run_id, expected, made, written, look)
