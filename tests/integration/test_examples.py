@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,17 +54,8 @@ def test_every_example_is_tested() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs(name: str, tmp_path: Path) -> None:
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
-    )
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    path = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    done = _python([str(EXAMPLES / name)], tmp_path, path, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     for line in EXPECTED[name]:
         assert line in done.stdout, done.stdout
@@ -75,15 +67,8 @@ def test_the_testing_example_passes_its_own_tests() -> None:
     """examples/testing is a user's project: its tests use the pytest plugin's fixtures,
     TestEngine, crash_sweep and replay_check."""
     here = EXAMPLES / "testing"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, str(here)]))
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here)],
-        cwd=here,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(here)]
+    done = _python(pytest_args, here, os.pathsep.join([SRC, str(here)]), timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "5 passed" in done.stdout, done.stdout
 
@@ -95,3 +80,11 @@ def test_the_testing_docs_show_the_tested_code() -> None:
     assert len(blocks) >= 5
     for block in blocks:
         assert block in code, block
+
+
+def _python(args: list[str], cwd: Path, path: str, timeout: float) -> Any:
+    """This Python on ``args`` in ``cwd`` with ``PYTHONPATH=path``; its completed process."""
+    env = dict(os.environ, PYTHONPATH=path)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
