@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager
@@ -28,10 +29,16 @@ from durably.starting import Starter, StartOptions
 from durably.stores import open_store
 from durably.stores.base import Store, Transaction
 from durably.stores.sqlite import Synchronous
+from durably.transport import Gate, Transport
 from durably.watchers import Watchers
 
 if TYPE_CHECKING:  # imported when the engine launches: a client never needs it
     from durably.worker.executor import Executor
+
+
+#: Stores and committers of the parent process after a fork: kept, never closed (closing
+#: a connection the parent still uses would end its session).
+_FORKED_AWAY: list[tuple[Store, Committer]] = []
 
 
 class Engine(Starter, Operations):
@@ -65,6 +72,8 @@ class Engine(Starter, Operations):
             keeps every run.
         worker_id: a name for this engine's worker in ``durably workers`` and in the
             runs' history (its lease owner id is ``host:pid:worker_id``).
+        transport: a message broker that also tells workers what became runnable
+            (``durably.contrib.celery.CeleryTransport``; see docs/celery.md).
     """
 
     def __init__(
@@ -83,12 +92,14 @@ class Engine(Starter, Operations):
         max_recoveries: int = 10,
         retention: Retention | None = None,
         worker_id: str | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive int, not {workers!r}")
         if isinstance(max_payload, bool) or not isinstance(max_payload, int) or max_payload < 1:
             raise ValueError(f"max_payload must be a positive int of bytes, not {max_payload!r}")
         self.store = open_store(store, synchronous)
+        self._opened = (store, synchronous, os.getpid())  # what after_fork opens again
         self.workers = workers
         self.lease = parse_duration(lease)
         self.poll_interval = parse_duration(poll_interval)
@@ -118,10 +129,14 @@ class Engine(Starter, Operations):
         #: durably.scheduling); workers fire them, with no leader.
         self.schedules = Schedules(self)
         super().__init__(self, StartOptions())
+        self.transport = transport
+        if transport is not None:
+            transport.attach(self)
 
     # -- life cycle --------------------------------------------------------------
-    def launch(self) -> Engine:
-        """Start the background executor: claim and run work until :meth:`shutdown`."""
+    def launch(self, gate: Gate | None = None) -> Engine:
+        """Start the background executor: claim and run work until :meth:`shutdown`
+        (given a transport's ``gate``: run what its wake-ups name)."""
         if self._executor is None and self.execute:
             from durably.worker.executor import Executor
 
@@ -140,6 +155,7 @@ class Engine(Starter, Operations):
                 retention=self.retention,
                 worker_id=self.worker_id,
                 mocks=self._mocks.active,
+                gate=gate,
             )
             declared = [registry.lookup(n) for n in self._executor.workflow_names()]
             specs = self.schedules.declared(declared)
@@ -172,6 +188,24 @@ class Engine(Starter, Operations):
     def _on_schedules(self) -> None:
         if self._executor is not None:
             self._executor.scheduler.wake()
+
+    def after_fork(self) -> None:
+        """In a process forked from the one that made this engine (a pool's child): open
+        a store of its own. The parent's connections and threads are left alone."""
+        store, synchronous, pid = self._opened
+        if pid == os.getpid():
+            return
+        if not (store is None or isinstance(store, str)):
+            raise TypeError("an engine given a Store object cannot open it again after a fork")
+        _FORKED_AWAY.append((self.store, self.committer))  # never closed here: the parent's
+        self.store = open_store(store, synchronous)
+        self._opened = (store, synchronous, os.getpid())
+        self.clock = self.store.clock
+        self.hooks.after_fork()
+        self.committer = Committer(self.store, self.hooks)
+        self.watchers = Watchers()
+        self._executor = None
+        self._unlisten = None
 
     def shutdown(self) -> None:
         """Stop executing; unfinished runs are released for any engine to resume."""

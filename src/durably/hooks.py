@@ -123,6 +123,7 @@ class RunEnded(NamedTuple):
     error: ErrorInfo | None = None
     seconds: float = 0.0  # from its creation to its end
     queue: str = "default"
+    parent_id: str | None = None  # the run that started it: woken by its end
 
 
 class RunLost(NamedTuple):
@@ -241,6 +242,12 @@ class Hooks:
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
         self._deliverer: threading.Thread | None = None  # started by the first deferred event
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's hooks thread is not here; start afresh."""
+        self._lock = threading.Lock()
+        self._queue = queue.SimpleQueue()
+        self._deliverer = None
 
     def subscribe(self, subscriber: Subscriber, *, deferred: bool = False) -> Callable[[], None]:
         """Send the events ``subscriber`` overrides to it; returns the unsubscriber.

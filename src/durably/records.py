@@ -319,6 +319,17 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class DueRun:
+    """A run a worker may claim now: what a transport's sweeper wakes."""
+
+    run_id: str
+    workflow: str
+    queue: str
+    priority: int
+    available_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A run this worker now owns, with its whole journal (loaded in one query)."""
 

@@ -45,6 +45,7 @@ from durably.errors import ErrorInfo
 from durably.queues import Queue
 from durably.records import (
     Claim,
+    DueRun,
     JournalEntry,
     Lease,
     NewRun,
@@ -268,6 +269,11 @@ class Store(AdminStore, ScheduleStore, VirtualClockStore, Protocol):
 
     def next_wakeup(self, workflows: Sequence[str]) -> float | None:
         """The earliest ``available_at`` among unleased runs of these workflows."""
+        ...
+
+    def due_runs(self, limit: int) -> list[DueRun]:
+        """Up to ``limit`` runs a worker may claim now (due, held by nobody or by an
+        expired lease, not ended), the longest due first."""
         ...
 
     # -- notifications -------------------------------------------------------------

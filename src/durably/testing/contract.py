@@ -26,7 +26,7 @@ from durably.errors import InvalidRunState, LeaseLost, RunNotFound
 from durably.records import EntryStatus, JournalEntry, Lease, RunFilter, RunStatus
 from durably.stores.base import Store, Transaction
 from durably.testing.contract_admin import AdminContract
-from durably.testing.contract_base import LIMITED, PARTITIONED, RATED, entry, new
+from durably.testing.contract_base import LIMITED, PARTITIONED, RATED, WORKFLOW, entry, new
 from durably.testing.contract_schedules import ScheduleContract
 
 
@@ -251,6 +251,21 @@ class StoreContract(AdminContract, ScheduleContract):
         assert store.release_owner("w") == 2
         assert store.lease_owners() == []
         assert {c.run.run_id for c in self.claim(store, "w2")} == {"r1", "r2"}
+
+    def test_due_runs_are_those_a_claim_would_take(self, store: Store) -> None:
+        self.create(store, new("first"))
+        self.create(store, new("later", delay=3600))
+        self.claimed(store, "held")
+        self.create(store, new("second", queue="other", priority=5))
+        due = store.due_runs(10)
+        assert [(d.run_id, d.queue, d.priority) for d in due] == [
+            ("first", "default", 0),
+            ("second", "other", 5),
+        ]
+        assert all(d.workflow == WORKFLOW and d.available_at <= store.now() for d in due)
+        assert [d.run_id for d in store.due_runs(1)] == ["first"]
+        self.claim(store, "w", queues=["default"])
+        assert [d.run_id for d in store.due_runs(10)] == ["second"]
 
     def test_reads(self, store: Store) -> None:
         assert store.get_run("nobody") is None and store.journal("nobody") == []

@@ -26,6 +26,7 @@ from durably.hooks import StepStarted, Subscriber
 from durably.stores import open_store
 from durably.stores.base import Store
 from durably.testing.clock import VirtualClock
+from durably.transport import Gate
 
 log = logging.getLogger("durably.testing")
 
@@ -95,8 +96,8 @@ class TestEngine(Engine):
         return f"{self._tempdir}/durably.db"
 
     # -- lifecycle ----------------------------------------------------------------
-    def launch(self) -> Engine:
-        super().launch()
+    def launch(self, gate: Gate | None = None) -> Engine:
+        super().launch(gate)
         if self._skipper is None and self.auto_skip and self.executor is not None:
             self._stop.clear()
             self._skipper = threading.Thread(

@@ -115,6 +115,18 @@ class Claimer:
                     self._cond.wait(timeout)
                 self._poked = False
 
+    def claim_in(self, queue: str) -> Claim | None:
+        """Claim the first runnable run of ``queue`` (what a transport's wake-up asks),
+        within the queue's limits; None if there is none or it may not run here now."""
+        names = self._workflows()
+        if not names or (self._queues is not None and queue not in self._queues):
+            return None
+        claims = self._committer.run(lambda tx: self._claim(tx, names, 1, [queue]))
+        if not claims:
+            return None
+        crashpoints.hit("claim.after")
+        return claims[0]
+
     def _claim_once(self) -> bool:
         room = min(self._room(), 100)
         names = self._workflows()
@@ -126,12 +138,16 @@ class Claimer:
             self._dispatch(claim)
         return bool(claims)
 
-    def _claim(self, tx: Transaction, names: list[str], room: int) -> list[Claim]:
-        """Claim from each limited queue within its limits, then from the others."""
+    def _claim(
+        self, tx: Transaction, names: list[str], room: int, only: list[str] | None = None
+    ) -> list[Claim]:
+        """Claim from each limited queue within its limits, then from the others (of
+        ``only`` if given, else of the queues this worker serves)."""
+        wanted = self._queues if only is None else only
         limited = [q for q in queues.all_declared() if q.shared_limits or q.worker_concurrency]
         claims: list[Claim] = []
         for queue in limited:
-            if self._queues is not None and queue.name not in self._queues:
+            if wanted is not None and queue.name not in wanted:
                 continue
             room_here = room - len(claims)
             if queue.worker_concurrency is not None:
@@ -146,11 +162,13 @@ class Claimer:
             room - len(claims),
             self._lease,
             names,
-            self._queues,
+            wanted,
             [q.name for q in limited],
         )
 
     def _idle_timeout(self) -> float:
+        if self._room() <= 0:
+            return self._poll  # poked when room opens up
         now = self._time.now()
         with self._cond:
             while self._timers and self._timers[0] <= now:

@@ -32,6 +32,7 @@ from durably.runtime.context import RunContext
 from durably.runtime.effects import Plan, drive_on_loop
 from durably.runtime.ending import Conclusion, recovery_limit
 from durably.stores.base import Store
+from durably.transport import Gate
 from durably.worker import claimer, running
 from durably.worker.claimer import Claimer, new_owner
 from durably.worker.heartbeat import Chores, Heartbeat
@@ -65,6 +66,7 @@ class Executor:
         retention: Retention | None = None,
         worker_id: str | None = None,
         mocks: dict[str, Step[Any, Any]] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.store = store
         #: Steps whose body is replaced, by name (``engine.mock_step``): runs read it.
@@ -79,7 +81,11 @@ class Executor:
         self.max_payload = max_payload
         self.max_recoveries = max_recoveries
         self.workers = workers
-        self.capacity = max(64, workers * 8)
+        self.capacity = max(64, workers * 8) if gate is None else gate.slots
+        #: Fed by a transport: runs come from its wake-ups (:meth:`execute`), or from the
+        #: claim loop only while the gate says to poll.
+        self.gate = gate
+        self._waiters: dict[str, threading.Event] = {}
         self._on_finished = on_finished
         # Runs beyond the pool's threads wait in its queue: they write nothing yet.
         committer.concurrency = lambda: min(len(self.inflight), workers)
@@ -105,7 +111,7 @@ class Executor:
             lease=lease,
             poll_interval=poll_interval,
             queues=self.queues,
-            room=lambda: self.capacity - len(self.inflight),
+            room=self._room,
             running_in=self._running_in,
             workflows=self.workflow_names,
             dispatch=self.dispatch,
@@ -238,6 +244,11 @@ class Executor:
         """A run falls due at ``when`` (store time): claim it then."""
         self.claimer.wake_at(when)
 
+    def _room(self) -> int:
+        if self.gate is not None and not self.gate.polling():
+            return 0
+        return self.capacity - len(self.inflight)
+
     def _running(self) -> list[str]:
         return list(self.inflight)
 
@@ -246,8 +257,8 @@ class Executor:
 
     def has_room(self, queue: str = "default", workflow: str | None = None) -> bool:
         """Whether a run of ``queue`` may be handed to this executor directly."""
-        if self._stopping or len(self.inflight) >= self.capacity:
-            return False
+        if self._stopping or self.gate is not None or len(self.inflight) >= self.capacity:
+            return False  # fed by a transport: what starts here goes through its wake-ups
         if self.queues is not None and queue not in self.queues:
             return False
         if workflow is not None and workflow not in self.workflow_names():
@@ -294,6 +305,12 @@ class Executor:
         return None if ctx is None else ctx.current_step
 
     # -- running -----------------------------------------------------------------
+    def execute(self, claim: Claim) -> threading.Event:
+        """Dispatch ``claim``; the event is set once its execution here ended."""
+        done = self._waiters[claim.run.run_id] = threading.Event()
+        self.dispatch(claim)
+        return done
+
     def dispatch(self, claim: Claim) -> None:
         """Execute a run this executor has claimed."""
         workflow = registry.lookup(claim.run.workflow)
@@ -390,6 +407,8 @@ class Executor:
             assert ending is not None  # its end (a NOTIFY) then waits, and reads nothing
             running.tell_hooks(self.hooks, ctx, ending)
         self.inflight.pop(ctx.run_id, None)
+        if (waiter := self._waiters.pop(ctx.run_id, None)) is not None:
+            waiter.set()
         if ctx.lost or isinstance(done, LeaseLost) or (ending is None and not ctx.broken):
             self._note_lost(ctx)
             if self.hooks.run_lost:

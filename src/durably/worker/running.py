@@ -74,7 +74,13 @@ def tell_hooks(hooks: Hooks, ctx: RunContext, ending: Conclusion) -> None:
         if hooks.run_ended:
             seconds = max(0.0, ctx.store.now() - ctx.run.created_at)
             ended = RunEnded(
-                ctx.run_id, ctx.workflow_name, ending.status, ending.error, seconds, ctx.run.queue
+                ctx.run_id,
+                ctx.workflow_name,
+                ending.status,
+                ending.error,
+                seconds,
+                ctx.run.queue,
+                ctx.run.parent_id,
             )
             emit(hooks.run_ended, ended)
     elif hooks.run_suspended:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeVar
 
 from durably.clock import Clock
 from durably.errors import ErrorInfo, InvalidRunState, LeaseLost, RunNotFound
-from durably.records import JournalEntry, Lease, NewRun, RunRow, RunStatus, WorkerInfo
+from durably.records import DueRun, JournalEntry, Lease, NewRun, RunRow, RunStatus, WorkerInfo
 from durably.stores.base import Transaction
 from durably.stores.sql.admin import AdminSql
 from durably.stores.sql.claims import ClaimSql
@@ -358,6 +358,9 @@ class SqlStore(ClaimSql, MessageSql, AdminSql, ScheduleSql):
         statement = self.sql("next_wakeup", workflows=placeholders(len(workflows)))
         rows = self._read(statement, tuple(workflows))
         return rows[0][0] if rows else None
+
+    def due_runs(self, limit: int) -> list[DueRun]:
+        return [DueRun(*row) for row in self._read(self.sql("due_runs"), (limit,))]
 
 
 def _lost(lease: Lease) -> LeaseLost:

@@ -97,6 +97,14 @@ UPDATE runs SET lease_until = durably_now() + ? WHERE owner = ? AND run_id IN ({
 SELECT MIN(available_at) FROM runs
 WHERE available_at IS NOT NULL AND owner IS NULL AND workflow IN ({workflows})
 
+-- name: due_runs
+-- What a worker may claim now (due, no live lease, not ended), longest due first: the
+-- runs a transport's sweeper wakes.
+SELECT run_id, workflow, queue, priority, available_at FROM runs
+WHERE available_at <= durably_now() AND status NOT IN ({ended})
+    AND (owner IS NULL OR lease_until < durably_now())
+ORDER BY available_at LIMIT ?
+
 -- name: register_worker
 INSERT INTO workers
     (worker_id, host, pid, queues, workflows, lease, concurrency, patterns, versions,

@@ -1,0 +1,86 @@
+"""Real Celery worker processes (and ``durably worker`` ones) for the transport's tests,
+each in a process group of its own so a test can SIGKILL all of it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+APP = "tests.integration.celery.app"
+READY = "durably serves Celery's wake-ups"
+
+
+class Process:
+    """One worker command running, its output in ``log``."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("w")
+        self.popen = subprocess.Popen(
+            argv, env=env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, what: str, count: int = 1, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.text().count(what) < count:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"the worker exited:\n{self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what!r} x{count} in time:\n{self.text()[-3000:]}")
+            time.sleep(0.05)
+
+    def pids(self) -> set[int]:
+        """The group's processes (the worker and its pool's children)."""
+        found = subprocess.run(
+            ["pgrep", "-g", str(self.popen.pid)], capture_output=True, text=True, check=False
+        )
+        return {int(p) for p in found.stdout.split()}
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """A warm shutdown (SIGTERM): the exit code."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: nothing of it gets to clean up."""
+        if self.popen.poll() is None or self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+        self._out.close()
+
+
+def celery_worker(
+    env: dict[str, str], log: Path, *, concurrency: int = 2, pool: str = "prefork", name: str = "w"
+) -> Process:
+    argv = [sys.executable, "-m", "celery", "-A", APP, "worker", "--without-gossip"]
+    argv += ["--without-mingle", "--without-heartbeat", "-P", pool, "-c", str(concurrency)]
+    argv += ["-n", f"{name}@%h", "--loglevel", "INFO"]
+    process = Process(argv, env, log)
+    process.wait_for(READY, 1 if pool != "prefork" else concurrency)
+    return process
+
+
+def durably_worker(env: dict[str, str], log: Path) -> Process:
+    argv = [sys.executable, "-m", "durably", "worker", "--app", f"{APP}:engine"]
+    process = Process(argv, env, log)
+    process.wait_for("started")
+    return process
+
+
+def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not in {timeout}s: {what}")
+        time.sleep(0.05)
