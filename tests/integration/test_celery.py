@@ -9,6 +9,7 @@ ever carries an ``eta`` or a ``countdown``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -52,13 +53,16 @@ class Fleet:
             "CELERY_TEST_MARKS": str(self.marks),
             "CELERY_TEST_SENT": str(self.sent),
             "CELERY_TEST_QUEUE": queue_of(tmp),
+            "CELERY_TEST_ROUTED": f"{queue_of(tmp)}-routed",
         }
         self.processes: list[Process] = []
         self.app = Celery("client", broker=broker)
         self.app.conf.task_default_queue = self.env["CELERY_TEST_QUEUE"]
-        self.engine = durably.Engine(
-            store, transport=CeleryTransport(self.app), execute=False, lease=5
+        routed = self.env["CELERY_TEST_ROUTED"]
+        transport = CeleryTransport(
+            self.app, route=lambda workflow, _: routed if workflow == "celery.routed" else None
         )
+        self.engine = durably.Engine(store, transport=transport, execute=False, lease=5)
 
     def celery(self, **options: object) -> Process:
         extra = {k: str(v) for k, v in options.pop("env", {}).items()}  # type: ignore[attr-defined]
@@ -72,8 +76,19 @@ class Fleet:
         self.processes.append(process)
         return process
 
-    def start(self, run_id: str, workflow: str, *args: object) -> RunHandle[object]:
-        return self.engine.with_options(run_id=run_id).start_workflow(workflow, run_id, *args)
+    def start(
+        self, run_id: str, workflow: str, *args: object, **options: object
+    ) -> RunHandle[object]:
+        starter = self.engine.with_options(run_id=run_id, **options)  # type: ignore[arg-type]
+        return starter.start_workflow(workflow, run_id, *args)
+
+    def began(self) -> dict[str, tuple[int, float]]:
+        """When each step body began, and in which process (its first attempt)."""
+        found: dict[str, tuple[int, float]] = {}
+        for line in self.marks.read_text().splitlines():
+            what, pid, at = line.split()
+            found.setdefault(what, (int(pid), float(at)))
+        return found
 
     def bodies(self) -> Counter[str]:
         """How many times each step body ran (``run:step``)."""
@@ -113,6 +128,7 @@ def fleet_of(tmp_path: Path, broker: str, store: str) -> Iterator[Fleet]:
     finally:
         fleet.close()
         purge(broker, queue_of(tmp_path))
+        purge(broker, f"{queue_of(tmp_path)}-routed")
 
 
 def purge(broker: str, queue: str) -> None:
@@ -245,6 +261,37 @@ def test_four_celery_workers_and_a_durably_worker_never_checkpoint_twice(
     assert all(m == [None, None] for m in fleet.published())
 
 
+def test_queue_limits_priorities_and_routes_hold_under_celery(redis_fleet: Fleet) -> None:
+    fleet = redis_fleet
+    general = fleet.celery(
+        concurrency=3, name="general", env={"CELERY_TEST_WORKFLOWS": "celery.steps"}
+    )
+    routed_worker = fleet.celery(
+        concurrency=1,
+        name="routed",
+        queues=fleet.env["CELERY_TEST_ROUTED"],
+        env={"CELERY_TEST_WORKFLOWS": "celery.routed"},
+    )
+    routed = fleet.start("r", "celery.routed")
+    limited = [fleet.start(f"one{i}", "celery.steps", 1, 0.4, queue="one") for i in range(4)]
+    assert routed.result(timeout=60) == 0
+    assert [h.result(timeout=60) for h in limited] == [0] * 4
+    began = fleet.began()
+    assert began["r:0"][0] in routed_worker.pids() - {routed_worker.popen.pid}
+    starts = sorted(began[f"one{i}:0"][1] for i in range(4))
+    assert all(b - a >= 0.39 for a, b in itertools.pairwise(starts)), starts
+    # One slot busy, then five low-priority runs and one high: the high one goes first.
+    blocker = fleet.start("block", "celery.steps", 1, 1.5, queue="one")
+    eventually(lambda: "block:0" in fleet.bodies(), 30, "the blocker started")
+    low = [fleet.start(f"low{i}", "celery.steps", 1, 0.0, queue="one") for i in range(5)]
+    high = fleet.start("high", "celery.steps", 1, 0.0, queue="one", priority=10)
+    for handle in [blocker, *low, high]:
+        handle.result(timeout=60)
+    began = fleet.began()
+    assert all(began["high:0"][1] < began[f"low{i}:0"][1] for i in range(5))
+    assert general.popen.poll() is None and set(fleet.bodies().values()) == {1}
+
+
 # -- the broker stopped ---------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as probe:
@@ -346,7 +393,7 @@ def test_bad_settings_are_refused() -> None:
 def test_heartbeats_keep_a_step_longer_than_the_lease(redis_fleet: Fleet, pool: str) -> None:
     fleet = redis_fleet
     fleet.celery(concurrency=2, pool=pool)
-    handle = fleet.start("long", "celery.steps", 2, 6.5)  # a lease is 5 s
-    assert handle.result(timeout=60) == 1
-    assert fleet.bodies() == Counter({"long:0": 1, "long:1": 1})
+    handle = fleet.start("long", "celery.steps", 1, 6.5)  # a lease is 5 s
+    assert handle.result(timeout=60) == 0
+    assert fleet.bodies() == Counter({"long:0": 1})
     assert not any(e.kind == "lease lost" for e in fleet.engine.history("long"))

@@ -34,21 +34,30 @@ if "CELERY_TEST_VISIBILITY" in os.environ:
         "visibility_timeout": float(os.environ["CELERY_TEST_VISIBILITY"])
     }
 
-transport = CeleryTransport(app, sweep_interval=0.2, probe_interval=0.5, rewake=5.0)
+ROUTED = os.environ.get("CELERY_TEST_ROUTED", "routed")
+transport = CeleryTransport(
+    app,
+    route=lambda workflow, queue: ROUTED if workflow == "celery.routed" else None,
+    sweep_interval=0.2,
+    probe_interval=0.5,
+    rewake=5.0,
+)
 engine = durably.Engine(
     os.environ.get("CELERY_TEST_STORE", "durably.db"),
     transport=transport,
     lease=os.environ.get("CELERY_TEST_LEASE", "5"),
     poll_interval=0.2,
     shutdown_grace=5,
+    workflows=os.environ.get("CELERY_TEST_WORKFLOWS", "*").split(","),
 )
+one_at_a_time = durably.Queue("one", concurrency=1)
 
 
 def _mark(what: str) -> None:
     path = os.environ.get("CELERY_TEST_MARKS")
     if path:
         with open(path, "a") as marks:
-            marks.write(f"{what} {os.getpid()}\n")
+            marks.write(f"{what} {os.getpid()} {time.time()}\n")
 
 
 def _record_publish(headers: dict[str, Any] | None = None, **_: Any) -> None:
@@ -77,6 +86,11 @@ def steps(run: str, count: int, seconds: float = 0.0, nap: float = 0.0) -> int:
         if n == 0 and nap:
             durably.sleep(nap)
     return total
+
+
+@durably.workflow(name="celery.routed")
+def routed(run: str) -> int:
+    return work(run, 0, 0.0)
 
 
 @durably.workflow(name="celery.parent")

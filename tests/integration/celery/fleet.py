@@ -61,11 +61,19 @@ class Process:
 
 
 def celery_worker(
-    env: dict[str, str], log: Path, *, concurrency: int = 2, pool: str = "prefork", name: str = "w"
+    env: dict[str, str],
+    log: Path,
+    *,
+    concurrency: int = 2,
+    pool: str = "prefork",
+    name: str = "w",
+    queues: str | None = None,
 ) -> Process:
     argv = [sys.executable, "-m", "celery", "-A", APP, "worker", "--without-gossip"]
     argv += ["--without-mingle", "--without-heartbeat", "-P", pool, "-c", str(concurrency)]
     argv += ["-n", f"{name}@%h", "--loglevel", "INFO"]
+    if queues is not None:
+        argv += ["-Q", queues]
     process = Process(argv, env, log)
     process.wait_for(READY, 1 if pool != "prefork" else concurrency)
     return process

@@ -78,11 +78,14 @@ class Sweeper:
         now = time.monotonic()
         wakes: list[DueRun] = []
         rooms: dict[str, int] = {}
+        running: dict[str, int] | None = None  # read once a limited queue has due runs
         for run in due:
             limits = queues.declared(run.queue)
             if limits is not None and (limits.shared_limits or limits.worker_concurrency):
                 if run.queue not in rooms:
-                    rooms[run.queue] = self._room(run.queue, limits.concurrency)
+                    if running is None:
+                        running = self._running()
+                    rooms[run.queue] = _room(running.get(run.queue, 0), limits.concurrency)
                 if rooms[run.queue] > 0:
                     rooms[run.queue] -= 1
                     wakes.append(run)
@@ -99,20 +102,19 @@ class Sweeper:
             self._woken[run.run_id] = (run.available_at, now)
         return len(wakes)
 
-    def _room(self, queue: str, concurrency: int | None) -> int:
-        """Wake-ups worth sending to a limited queue now: its free slots (1 without a
-        concurrency limit: rates and partitions are for its claims to decide)."""
-        if concurrency is None:
-            return 1
-        running = sum(
-            n
-            for q, status, n, _ in self._store.queue_stats()
-            if q == queue and status == RunStatus.RUNNING.value
-        )
-        return max(0, concurrency - running)
+    def _running(self) -> dict[str, int]:
+        """Runs executing, by queue."""
+        stats = self._store.queue_stats()
+        return {q: n for q, status, n, _ in stats if status == RunStatus.RUNNING.value}
 
     def release(self) -> None:
         try:
             self._store.release_lock(LOCK, self._owner)
         except Exception:
             log.debug("the %s lease was not released", LOCK, exc_info=True)
+
+
+def _room(running: int, concurrency: int | None) -> int:
+    """Wake-ups worth sending to a limited queue now: its free slots (1 without a
+    concurrency limit: rates and partitions are for its claims to decide)."""
+    return 1 if concurrency is None else max(0, concurrency - running)
