@@ -9,13 +9,16 @@ ever carries an ``eta`` or a ``countdown``.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -397,3 +400,13 @@ def test_heartbeats_keep_a_step_longer_than_the_lease(redis_fleet: Fleet, pool: 
     assert handle.result(timeout=60) == 0
     assert fleet.bodies() == Counter({"long:0": 1})
     assert not any(e.kind == "lease lost" for e in fleet.engine.history("long"))
+
+
+def test_without_the_extra_the_import_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "celery", None)
+    for name in [m for m in sys.modules if m.startswith("durably.contrib.celery")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError, match=re.escape("pip install 'durably[celery]'")):
+        importlib.import_module("durably.contrib.celery")

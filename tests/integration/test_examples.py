@@ -39,6 +39,13 @@ EXPECTED = {
         'durably_runs_finished_total{queue="default",status="completed",workflow="shop.order"} 1.0',
         'durably_step_retries_total{step="reserve",workflow="shop.order"} 1.0',
     ],
+    "celery_orders.py": [
+        "order: {'receipt': 'receipt-o-1-1000', 'tracking': 'tracking-o-1'}",
+        "order: {'receipt': 'receipt-o-3-3000', 'tracking': 'tracking-o-3'}",
+        "approval: o-9 approved",
+        "none in this one",
+        "worker stopped: exit code 0",
+    ],
     "recovery.py": [
         "failed: step 'send_invoice' failed after 2 attempt(s)",
         "same run: True, status failed",
