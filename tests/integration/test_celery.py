@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery import Celery
+from celery import Celery, signals
 
 import durably
 from durably.contrib.celery import TASK, CeleryTransport, warn_about_settings
@@ -66,6 +66,12 @@ class Fleet:
             self.app, route=lambda workflow, _: routed if workflow == "celery.routed" else None
         )
         self.engine = durably.Engine(store, transport=transport, execute=False, lease=5)
+        self._sent_here: list[list[object]] = []  # [eta, countdown] of this process's messages
+        signals.before_task_publish.connect(self._record, weak=False)
+
+    def _record(self, headers: dict[str, object] | None = None, **_: object) -> None:
+        if headers is not None:
+            self._sent_here.append([headers.get("eta"), headers.get("countdown")])
 
     def celery(self, **options: object) -> Process:
         extra = {k: str(v) for k, v in options.pop("env", {}).items()}  # type: ignore[attr-defined]
@@ -100,12 +106,12 @@ class Fleet:
         return Counter(line.split()[0] for line in self.marks.read_text().splitlines())
 
     def published(self) -> list[list[object]]:
-        """[eta, countdown] of every message the workers published."""
-        if not self.sent.exists():
-            return []
-        return [json.loads(line) for line in self.sent.read_text().splitlines()]
+        """[eta, countdown] of every message the workers and this client published."""
+        sent = self.sent.read_text().splitlines() if self.sent.exists() else []
+        return self._sent_here + [json.loads(line) for line in sent]
 
     def close(self) -> None:
+        signals.before_task_publish.disconnect(self._record)
         for process in self.processes:
             process.kill()
         self.engine.close()

@@ -216,7 +216,10 @@ class CeleryTransport(Subscriber):
     def _shutdown(self) -> None:
         """Drain like ``durably worker``: executions stop at their next durable call and
         their leases are released, so other workers continue them at once."""
-        self._stopping = True
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
         if self._sweeper is not None:
             self._sweeper.kick()
             self._sweeper.release()
@@ -247,8 +250,8 @@ class CeleryTransport(Subscriber):
         if self._engine is None:
             return
         if self._drain is not None:
-            self._drain.set()  # the pool's children drain
-        if self._serving == os.getpid():
+            self._drain.set()  # every process that serves drains (a pool's children, or this)
+        elif self._serving == os.getpid():
             threading.Thread(target=self._shutdown, name="durably-celery-drain").start()
 
 
