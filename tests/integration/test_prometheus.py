@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import durably
 from durably.contrib.prometheus import instrument, serve
-from durably.hooks import RunLost, Subscriber
+from durably.hooks import RunLost, StepFinished, Subscriber
 from durably.testing import TestEngine
 
 ATTEMPTS: Counter[str] = Counter()
@@ -464,20 +464,25 @@ def generate_latest_of(family: Any) -> str:
     return generate_latest(registry).decode()
 
 
-def test_counts_from_many_threads_add_up_exactly() -> None:
-    from durably.contrib.prometheus import _Counts
+def test_events_from_many_threads_add_up_exactly() -> None:
+    from durably.contrib.prometheus import _Family
 
-    counts = _Counts("probe", "A probe.", "workflow")
+    family = _Family(CollectorRegistry())
+    event = StepFinished("r", "wf", "s", 0, 1, "completed", 0.001)
 
-    def add() -> None:
+    def emit() -> None:
         for _ in range(20_000):
-            counts.inc(("wf",))
+            family.step_finished(event)
 
-    threads = [threading.Thread(target=add) for _ in range(8)]
+    threads = [threading.Thread(target=emit) for _ in range(8)]
     for thread in threads:
         thread.start()
-    scraped = [counts.merged() for _ in range(20)]  # while they add: never an error
+    scraped = []
+    for _ in range(20):  # while they emit and fold: never an error
+        scraped.append(family.attempts.merged())
+        family.fold()
     for thread in threads:
         thread.join()
-    assert counts.merged() == [(("wf",), [160_000.0])]
+    family.collect()
+    assert family.attempts.merged() == [(("wf", "s"), [160_000.0])]
     assert all(total <= 160_000 for rows in scraped for _, (total,) in rows)

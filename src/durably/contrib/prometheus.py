@@ -16,8 +16,8 @@ logged (``durably.metrics``) and the refresh tried again at the next interval.
 
 Instruments of one registry share its metrics (the last one closed unregisters
 them), so several engines may be instrumented in one registry: their counts add up.
-An event costs a few additions to numbers of the thread that emits it (no lock); they
-are added up into metric families only when the registry is scraped.
+An event costs the thread that emits it one append to a queue; the gauges' thread adds
+the events up twice a second, and a scrape adds up what is left first.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 try:
     import prometheus_client
@@ -72,6 +74,8 @@ _STEP_SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 _WAIT_SECONDS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 _COMMIT_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+FOLD_EVERY = 0.5  # seconds between two folds of the events into the metrics
+FOLD_AT = 10_000  # events waiting that a callback folds itself (memory stays bounded)
 
 
 #: What ``queue_stats`` gave, and the store time then: the fleet's gauges as last read.
@@ -81,41 +85,26 @@ _Fleet = tuple[list[tuple[str, str, int, float | None]], float]
 Key = tuple[str, ...]  # label values
 
 
-class _Shards:
-    """Rows of numbers by label values, one set per thread: a thread adds to its own rows
-    only, so the threads that emit take no lock (a contended one would make them wait
-    on each other); a scrape adds up the rows of every thread."""
+class _Rows:
+    """Rows of numbers by label values, changed only while the family folds (one
+    thread at a time, under its lock)."""
 
     def __init__(self, name: str, doc: str, labels: str, width: int) -> None:
         self.name, self.doc, self.labels = f"durably_{name}", doc, labels.split()
         self._width = width
-        self._local = threading.local()
-        self._shards: list[dict[Key, list[float]]] = []
+        self.rows: dict[Key, list[float]] = {}
 
     def row(self, key: Key) -> list[float]:
-        """This thread's row for ``key``."""
-        try:
-            rows: dict[Key, list[float]] = self._local.rows
-        except AttributeError:
-            rows = self._local.rows = {}
-            self._shards.append(rows)
-        row = rows.get(key)
+        row = self.rows.get(key)
         if row is None:
-            row = rows[key] = [0.0] * self._width
+            row = self.rows[key] = [0.0] * self._width
         return row
 
     def merged(self) -> list[tuple[Key, list[float]]]:
-        """Every thread's rows added up, by label values."""
-        total: dict[Key, list[float]] = {}
-        for shard in list(self._shards):
-            for key, row in shard.copy().items():  # a copy: other threads go on adding
-                into = total.setdefault(key, [0.0] * self._width)
-                for i, value in enumerate(list(row)):
-                    into[i] += value
-        return sorted(total.items())
+        return sorted((key, list(row)) for key, row in self.rows.items())
 
 
-class _Counts(_Shards):
+class _Counts(_Rows):
     """A counter per label values."""
 
     def __init__(self, name: str, doc: str, labels: str) -> None:
@@ -131,7 +120,7 @@ class _Counts(_Shards):
         return family
 
 
-class _Histograms(_Shards):
+class _Histograms(_Rows):
     """A histogram per label values: a count per bucket (and one past the last), the sum."""
 
     def __init__(self, name: str, doc: str, labels: str, buckets: Iterable[float]) -> None:
@@ -155,11 +144,15 @@ class _Histograms(_Shards):
 
 class _Family(Subscriber):
     """The metrics of one registry, shared by its instruments and subscribed to their
-    engines. A callback adds to its thread's own numbers (no lock, no prometheus-client
-    object per update): they become metric families only when the registry is scraped."""
+    engines. A callback only appends its event to a queue (no lock, no lookup): the
+    events are added up in bulk (:meth:`fold`) by the gauges' thread every
+    ``FOLD_EVERY`` seconds, before a scrape, and by a callback that finds ``FOLD_AT``
+    waiting."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._events: deque[object] = deque()
+        self._fold_lock = threading.Lock()
         self.users: list[Metrics] = []
         self.collectors: list[prometheus_client.registry.Collector] = [self]
         self.started = _Counts("runs_started", "Runs created.", "workflow queue")
@@ -190,7 +183,32 @@ class _Family(Subscriber):
             "commit_batch_size", "Writes per group commit.", "", _BATCH_SIZES
         )
         self._counted = [v for v in vars(self).values() if isinstance(v, _Counts | _Histograms)]
+        self._count: dict[type, Callable[[Any], None]] = {
+            RunStarted: self._started,
+            RunClaimed: self._claimed,
+            StepFinished: self._step,
+            RunEnded: self._ended,
+            RunLost: self._lost,
+            TicksDecided: self._ticks,
+            BatchCommitted: self._committed,
+        }
         registry.register(self)
+
+    def _take(self, event: Any) -> None:
+        self._events.append(event)
+        if len(self._events) >= FOLD_AT:
+            self.fold()
+
+    run_started = run_claimed = step_finished = run_ended = run_lost = _take
+    ticks_decided = batch_committed = _take
+
+    def fold(self) -> None:
+        """Add the events that arrived up into the metrics."""
+        with self._fold_lock:
+            take, count = self._events.popleft, self._count
+            for _ in range(len(self._events)):  # appends meanwhile wait for the next fold
+                event = take()
+                count[type(event)](event)
 
     def describe(self) -> list[Metric]:
         return [*(m.family() for m in self._counted), *self._gauges()]
@@ -198,6 +216,7 @@ class _Family(Subscriber):
     def collect(self) -> list[Metric]:
         """The counts, and the gauges now: this process's slots, the fleet's runs where
         a lease is held."""
+        self.fold()
         counted: list[Metric] = [metric.family() for metric in self._counted]
         return counted + self._gauge_values()
 
@@ -233,36 +252,36 @@ class _Family(Subscriber):
             ),
         ]
 
-    def run_started(self, event: RunStarted) -> None:
+    def _started(self, event: RunStarted) -> None:
         self.started.inc((event.workflow, event.queue))
 
-    def run_claimed(self, event: RunClaimed) -> None:
+    def _claimed(self, event: RunClaimed) -> None:
         self.waited.observe((event.queue,), event.waited)
         if event.recovered:
             self.recovered.inc((event.workflow, event.queue))
 
-    def step_finished(self, event: StepFinished) -> None:
+    def _step(self, event: StepFinished) -> None:
         key = (event.workflow, event.step)
         self.attempts.inc(key)  # an attempt counts once it finished: one event a step
         self.step_seconds.observe(key, event.seconds)
         if event.status == "retrying":
             self.retries.inc(key)
 
-    def run_ended(self, event: RunEnded) -> None:
+    def _ended(self, event: RunEnded) -> None:
         status = event.status.value
         self.finished.inc((event.workflow, event.queue, status))
         self.run_seconds.observe((event.workflow, status), event.seconds)
         if event.error is not None and event.error.type == "NonDeterminismError":
             self.nondeterminism.inc((event.workflow,))
 
-    def run_lost(self, event: RunLost) -> None:
+    def _lost(self, event: RunLost) -> None:
         self.lost.inc((event.workflow,))
 
-    def ticks_decided(self, event: TicksDecided) -> None:
+    def _ticks(self, event: TicksDecided) -> None:
         for outcome in ("started", "skipped", "buffered", "missed"):
             self.ticks.inc((event.workflow, outcome), getattr(event, outcome))
 
-    def batch_committed(self, event: BatchCommitted) -> None:
+    def _committed(self, event: BatchCommitted) -> None:
         self.commit_seconds.observe((), event.seconds)
         self.batch_size.observe((), event.size)
 
@@ -342,10 +361,14 @@ class Metrics:
         return 0 if executor is None else len(executor.inflight)
 
     def _loop(self) -> None:
+        refreshed = float("-inf")
         while True:
-            self._refresh()
-            if self._stop.wait(self._interval):
+            if time.monotonic() - refreshed >= self._interval:
+                self._refresh()
+                refreshed = time.monotonic()
+            if self._stop.wait(min(FOLD_EVERY, self._interval)):
                 return
+            self._family.fold()
 
     def _refresh(self) -> None:
         store = self.engine.store
