@@ -54,6 +54,14 @@ def read_marks(path: Path) -> list[tuple[str, int, float]]:
     return marks
 
 
+def first_marks(path: Path) -> dict[str, float]:
+    """Per key, the time its step body first started."""
+    first: dict[str, float] = {}
+    for key, _pid, t in read_marks(path):
+        first.setdefault(key, t)
+    return first
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile: the smallest value with at least p% of them at or below."""
     ordered = sorted(values)
@@ -80,11 +88,16 @@ def latency_samples(start: Callable[[str], None], marks: Path) -> dict[str, Any]
         pause = sent[key] + LATENCY_SPACING - time.time()
         if pause > 0:
             time.sleep(pause)
-    wait_until(lambda: len(read_marks(marks)) >= total, 120, "every sample's first step")
-    started = {key: t for key, _pid, t in read_marks(marks)}
+    wait_until(lambda: len(first_marks(marks)) >= total, 120, "every sample's first step")
+    started = first_marks(marks)
     measured = [f"s{i}" for i in range(LATENCY_WARMUP, total)]
     ms = [(started[key] - sent[key]) * 1000 for key in measured]
+    began = [started[key] for key in measured]
     return {
+        "repeats": len(read_marks(marks)) - len(started),  # step bodies that began twice
+        # First steps per second over the samples; below 1 / LATENCY_SPACING the system
+        # did not keep up with the starts and the latencies include a growing queue.
+        "steps_per_s": (len(began) - 1) / (max(began) - min(began)),
         "min_ms": min(ms),
         "median_ms": percentile(ms, 50),
         "p90_ms": percentile(ms, 90),

@@ -2,11 +2,14 @@
 
     python bench/pg_durably_client.py latency|throughput|slow URL MARKS
 
-Prints one JSON line. Workers run `pg_durably_app` (see bench/postgres.py).
+Prints one JSON line. Workers run `pg_durably_app` (see bench/postgres.py). With
+PG_BENCH_TRANSPORT=celery the engine has `pg_celery_app`'s CeleryTransport, so every
+start also publishes a wake-up for the Celery workers that run `pg_celery_app`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,16 @@ import psycopg
 import durably
 
 
+def client_engine(url: str) -> durably.Engine:
+    if os.environ.get("PG_BENCH_TRANSPORT") == "celery":
+        import pg_celery_app
+
+        return durably.Engine(url, execute=False, transport=pg_celery_app.transport())
+    return durably.Engine(url, execute=False)
+
+
 def main(action: str, url: str, marks: Path) -> dict[str, Any]:
-    with durably.Engine(url, execute=False) as engine:
+    with client_engine(url) as engine:
         if action == "latency":
             return pg_common.latency_samples(
                 lambda key: engine.start_workflow("pg.latency", key), marks

@@ -1,14 +1,17 @@
 """One measurement of the PostgreSQL benchmark: fresh namespace, worker processes, a client.
 
 Every measurement gets its own namespace on the server (durably: a schema of the
-database `test`; DBOS: a database of its own), its own worker processes started
-one after another (so no two run migrations at once), and a client process. The
-namespace and the processes are removed when it ends, whatever happened.
+database `test`; DBOS and pyworkflow-engine: a database of their own), its own
+worker processes started one after another (so no two run migrations at once), a
+client process, and for a Celery system an empty Redis database (pg_systems.py says
+how each system runs). The namespace, the Redis database and the processes are
+removed when it ends, whatever happened.
 Stdlib only: the system libraries run in the child processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -19,12 +22,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pg_common
+import pg_systems
 from pg_common import read_marks, wait_until
+from pg_systems import SYSTEMS, Setup
+
+__all__ = ["Setup", "drop_leftovers", "measure", "psql", "recovery"]
 
 BENCH = Path(__file__).resolve().parent
 SERVER = "postgresql://postgres@127.0.0.1"
@@ -32,14 +38,6 @@ ADMIN_DB = "test"
 PREFIX = "benchpg_"  # every schema and database this benchmark creates; dropped at the end
 LEASE = 3  # seconds, durably's lease in the recovery measurement
 PEER_WAIT = 20.0  # seconds to wait for a live DBOS process to take over a dead one's work
-
-
-@dataclass
-class Setup:
-    """The interpreters to run each system with."""
-
-    durably_python: str
-    dbos_python: str
 
 
 def psql(sql: str, db: str = ADMIN_DB) -> str:
@@ -66,7 +64,7 @@ def drop_leftovers() -> None:
 def namespace(system: str) -> Iterator[str]:
     """A fresh store URL for `system`, dropped on exit."""
     name = f"{PREFIX}{uuid.uuid4().hex[:10]}"
-    if system == "durably":
+    if SYSTEMS[system].namespace == "schema":
         try:
             yield f"{SERVER}/{ADMIN_DB}?schema={name}"  # durably creates the schema
         finally:
@@ -80,7 +78,7 @@ def namespace(system: str) -> Iterator[str]:
 
 
 class Worker:
-    """A worker process of either system, its output in a log file."""
+    """A worker process of a system, its output in a log file, in a process group of its own."""
 
     def __init__(self, setup: Setup, system: str, url: str, work: Path, **env: str) -> None:
         self.system = system
@@ -91,30 +89,32 @@ class Worker:
             "PG_BENCH_MARKS": str(work / "marks.txt"),
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(BENCH),
+            **pg_systems.worker_env(system, url),
             **env,
         }
-        if system == "durably":
-            command = [setup.durably_python, "-m", "durably.cli", "worker"]
-            command += ["--app", "pg_durably_app:engine"]
-        else:
-            command = [setup.dbos_python, str(BENCH / "pg_dbos_worker.py")]
+        command = pg_systems.worker_command(setup, system)
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(
-                command, cwd=BENCH, env=environ, stdout=out, stderr=subprocess.STDOUT
+                command,
+                cwd=BENCH,
+                env=environ,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its pool's children too end with the group
             )
         self.pid = self.process.pid
-        ready = "durably worker pid" if system == "durably" else pg_common.READY
         try:
-            wait_until(lambda: self._ready(ready), 60, f"{system} worker to start")
-        except TimeoutError:
+            wait_until(self._ready, 60, f"{system} worker to start")
+        except BaseException:
             self.stop()
             raise
 
-    def _ready(self, line: str) -> bool:
+    def _ready(self) -> bool:
         if self.process.poll() is not None:
             tail = pg_common.last_line(self.log.read_text())
             raise RuntimeError(f"{self.system} worker exited {self.process.returncode}: {tail}")
-        return line in self.log.read_text()
+        log = self.log.read_text()
+        return all(line in log for line in SYSTEMS[self.system].ready)
 
     def kill(self) -> float:
         """SIGKILL the worker; returns the time it was sent."""
@@ -131,16 +131,16 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        with contextlib.suppress(ProcessLookupError):  # a pool child its parent left behind
+            os.killpg(self.pid, signal.SIGKILL)
 
 
 def run_client(setup: Setup, system: str, action: str, url: str, work: Path) -> dict[str, Any]:
-    if system == "durably":
-        command = [setup.durably_python, str(BENCH / "pg_durably_client.py")]
-    else:
-        command = [setup.dbos_python, str(BENCH / "pg_dbos_client.py")]
+    command = [pg_systems.python(setup, system), str(BENCH / SYSTEMS[system].client)]
     done = subprocess.run(
         [*command, action, url, str(work / "marks.txt")],
         cwd=work,
+        env={**os.environ, **pg_systems.client_env(system)},
         capture_output=True,
         text=True,
         timeout=900,
@@ -164,12 +164,15 @@ def start_workers(
 
 
 def measure(setup: Setup, system: str, action: str, workers: int, poll: float) -> dict[str, Any]:
-    """(a) `latency` or (b) `throughput`: workers already running, then the client."""
+    """(a, d) `latency` or (b, e) `throughput`: workers already running, then the client."""
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pg-", dir=BENCH)))
         url = stack.enter_context(namespace(system))
+        stack.enter_context(pg_systems.broker(system))
+        prepared = run_client(setup, system, "init", url, work) if SYSTEMS[system].init else {}
         start_workers(stack, setup, system, url, work, workers, poll)
-        return run_client(setup, system, action, url, work)
+        result = run_client(setup, system, action, url, work)
+        return {**result, "init": prepared} if prepared else result
 
 
 # -- (c) recovery ------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""durably on PostgreSQL, side by side with DBOS on the same server; prints a table.
+"""durably on PostgreSQL, beside DBOS and pyworkflow-engine on the same server; prints a table.
 
-    python bench/postgres.py [--only a,b,c] [--repeat 3] [--json out.json]
+    python bench/postgres.py [--only a,b,c,d,e] [--repeat 3] [--json out.json]
 
 (a) enqueue -> first step starts: a client process starts runs one at a time
     (20 ms apart) while a worker process executes them; median and p99.
@@ -8,11 +8,19 @@
     and 4 worker processes already running; workflows/s until the last completed.
 (c) recovery: SIGKILL the worker executing long runs (steps of 0.5 s); seconds until
     another process continues them.
+(d) as (a), on Celery: durably's own worker beside durably over Celery
+    (durably.contrib.celery.CeleryTransport, one `celery worker -P prefork -c 1`) and
+    pyworkflow-engine 0.4.0 on Celery + Redis.
+(e) as (b) for the same three, with 1, 2 and 4 worker processes (Celery: that many
+    `celery worker -P prefork -c 1` commands).
 
-Needs PostgreSQL at postgresql://postgres@127.0.0.1 (trust auth) and psql. durably
-runs with this repository's .venv; DBOS with bench/.venvs/dbos (created by run.py's
-installer if missing). Every measurement uses a fresh schema (durably) or database
-(DBOS) named benchpg_*, dropped afterwards. Stdlib only; see bench/POSTGRES.md.
+Needs PostgreSQL at postgresql://postgres@127.0.0.1 (trust auth) and psql; d and e also
+Redis at 127.0.0.1:6379 and redis-cli (databases 5 and 6, flushed). durably runs with
+this repository's .venv; DBOS with bench/.venvs/dbos (created by run.py's installer
+if missing); pyworkflow-engine with bench/.venvs/pyworkflow (its postgres and redis
+extras added if missing), on its PostgresStorageBackend. Every measurement uses a
+fresh schema (durably) or database (DBOS, pyworkflow-engine) named benchpg_*,
+dropped afterwards. Stdlib only; see bench/POSTGRES.md and pg_systems.py.
 """
 
 from __future__ import annotations
@@ -22,15 +30,18 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pg_common
 import pg_measure
+import pg_systems
 import run  # bench/run.py: installs the DBOS venv if it is missing
-from pg_measure import Setup
+from pg_systems import NOTES, Setup
 
 BENCH = Path(__file__).resolve().parent
 
@@ -39,9 +50,9 @@ FAST_POLL = 0.1  # a DBOS queue polling interval tuned for latency, next to its 
 
 @dataclass(frozen=True)
 class Row:
-    measure: str  # a | b | c
+    measure: str  # a | b | c | d | e
     label: str
-    system: str  # durably | dbos
+    system: str  # durably | dbos | durably-celery | pyworkflow (see pg_systems.SYSTEMS)
     workers: int = 1
     poll: float = 1.0  # DBOS queue polling_interval_sec
     cross_host: bool = False  # c: the peer cannot see the dead worker's pid
@@ -49,7 +60,7 @@ class Row:
     def run_once(self, setup: Setup) -> dict[str, Any]:
         if self.measure == "c":
             return pg_measure.recovery(setup, self.system, self.cross_host)
-        action = "latency" if self.measure == "a" else "throughput"
+        action = "latency" if self.measure in LATENCY else "throughput"
         return pg_measure.measure(setup, self.system, action, self.workers, self.poll)
 
 
@@ -58,8 +69,18 @@ METRICS = {
     "a": ("median_ms", "ms", False),
     "b": ("wf_per_s", "wf/s", True),
     "c": ("seconds", "s", False),
+    "d": ("median_ms", "ms", False),
+    "e": ("wf_per_s", "wf/s", True),
 }
+LATENCY, THROUGHPUT = ("a", "d"), ("b", "e")
+#: The systems a row's comparison column measures it against, in this order.
+COMPARED_WITH = {"durably": ("dbos",), "durably-celery": ("pyworkflow", "durably")}
 DBOS_FAST = f"dbos, poll {FAST_POLL:g} s"
+CELERY_ROWS = (
+    ("durably worker", "durably"),
+    ("durably over Celery", "durably-celery"),
+    ("pyworkflow-engine on Celery", "pyworkflow"),
+)
 ROWS = [
     Row("a", "durably", "durably"),
     Row("a", "dbos", "dbos"),
@@ -76,6 +97,8 @@ ROWS = [
     Row("c", "durably, peer on the same host", "durably"),
     Row("c", "durably, peer on another host (simulated)", "durably", cross_host=True),
     Row("c", "dbos", "dbos"),
+    *(Row("d", label, system) for label, system in CELERY_ROWS),
+    *(Row("e", label, system, workers) for workers in (1, 2, 4) for label, system in CELERY_ROWS),
 ]
 
 
@@ -97,21 +120,38 @@ def summarize(row: Row, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def factor_text(durably: float, dbos: float, higher_better: bool) -> str:
-    factor = durably / dbos if higher_better else dbos / durably
+def factor_text(mine: float, theirs: float, higher_better: bool) -> str:
+    factor = mine / theirs if higher_better else theirs / mine
     if 0.95 <= factor <= 1.05:
         return "about even"
     return f"{factor:.1f}x faster" if factor > 1 else f"{1 / factor:.1f}x slower"
+
+
+ARRIVALS = 1 / pg_common.LATENCY_SPACING  # starts per second in a latency measurement
+
+
+def saturated(result: dict[str, Any]) -> bool:
+    """Whether a latency run's first steps fell behind its starts (its latencies then
+    measure a growing queue more than the path of one run)."""
+    return result.get("steps_per_s", ARRIVALS) < 0.9 * ARRIVALS
 
 
 def value_text(row: Row, result: dict[str, Any]) -> str:
     if "error" in result:
         return f"error: {result['error'][:100]}"
     typical = result["typical"]
-    if row.measure == "a":
+    if row.measure in LATENCY:
         text = f"{result['median_ms']:.1f} ms (p99 {result['p99_ms']:.1f} ms)"
-    elif row.measure == "b":
-        text = f"{result['wf_per_s']:,.0f} wf/s (enqueue {result['enqueue_s']:.2f} s)"
+        if result.get("repeats"):
+            text += f", {result['repeats']:.0f} step(s) began twice"
+        if saturated(result):
+            text += (
+                f"; saturated: first steps began at {result['steps_per_s']:.0f}/s against "
+                f"{ARRIVALS:.0f} starts/s, so the queue grew during the run"
+            )
+    elif row.measure in THROUGHPUT:
+        rate = result["wf_per_s"]
+        text = f"{rate:,.{0 if rate >= 10 else 1}f} wf/s (enqueue {result['enqueue_s']:.2f} s)"
         if typical.get("by_worker") and row.workers > 1:
             text += ", runs per process " + "/".join(map(str, typical["by_worker"].values()))
     elif row.system == "dbos":
@@ -132,16 +172,19 @@ def value_text(row: Row, result: dict[str, Any]) -> str:
 
 
 def comparison(row: Row, results: dict[Row, dict[str, Any]]) -> str:
-    """For a durably row: the ratio to each DBOS row of the same measure and worker count."""
-    if row.system != "durably" or "error" in results.get(row, {"error": ""}):
+    """The row's ratio to each row of the systems COMPARED_WITH names for it (durably: DBOS;
+    durably over Celery: pyworkflow-engine, then durably's own workers), of the same
+    measure and worker count."""
+    if "error" in results.get(row, {"error": ""}):
         return ""
     mine = results[row]
     metric, _unit, higher_better = METRICS[row.measure]
     texts = []
-    for peer in ROWS:
+    peers = [p for system in COMPARED_WITH.get(row.system, ()) for p in ROWS if p.system == system]
+    for peer in peers:
         theirs = results.get(peer, {})
         same = peer.measure == row.measure and peer.workers == row.workers
-        if peer.system != "dbos" or not same or not theirs or "error" in theirs:
+        if not same or not theirs or "error" in theirs:
             continue
         if row.measure == "c" and not theirs["typical"]["peer_resumed"]:
             # No ratio: a live DBOS process never resumes the work; it waits for a restart.
@@ -149,9 +192,10 @@ def comparison(row: Row, results: dict[Row, dict[str, Any]]) -> str:
                 "dbos: a live peer does not resume the runs; a restart of the killed one does"
             )
         else:
-            texts.append(
-                f"{factor_text(mine[metric], theirs[metric], higher_better)} than {peer.label}"
-            )
+            text = f"{factor_text(mine[metric], theirs[metric], higher_better)} than {peer.label}"
+            if row.measure in LATENCY and saturated(theirs) and not saturated(mine):
+                text += " (which did not keep up with the starts)"
+            texts.append(text)
     return "; ".join(texts)
 
 
@@ -193,26 +237,57 @@ def server_settings() -> str:
     return f"PostgreSQL {version} (fsync={fsync}, synchronous_commit={sync})"
 
 
+def ensure_pyworkflow() -> str:
+    """bench/.venvs/pyworkflow (run.py's installer makes it), with the extras used here."""
+    venv_python = BENCH / ".venvs" / "pyworkflow" / "bin" / "python"
+    python = str(venv_python) if venv_python.exists() else run.ensure_python("pyworkflow")
+    check = [python, "-c", "import pyworkflow.storage.postgres, kombu.transport.redis"]
+    if subprocess.run(check, capture_output=True).returncode != 0:
+        print(f"installing {pg_systems.PYWORKFLOW_REQUIREMENT} ...", file=sys.stderr)
+        pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        # kombu's Redis transport imports packaging, which kombu does not require
+        install = [*pip, pg_systems.PYWORKFLOW_REQUIREMENT, "packaging"]
+        done = subprocess.run(install, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            raise run.SetupError(f"install failed: {run.last_line(done.stderr)}")
+    return python
+
+
+def make_setup(systems: set[str]) -> Setup:
+    """The interpreters of the systems that have rows; a failed install is said in their rows."""
+    durably_python = BENCH.parent / ".venv" / "bin" / "python"
+    setup = Setup(str(durably_python) if durably_python.exists() else sys.executable, "")
+    for name, install in (
+        ("dbos", lambda: run.ensure_python("dbos")),
+        ("pyworkflow", ensure_pyworkflow),
+    ):
+        if name in systems:
+            try:
+                setattr(setup, f"{name}_python", install())
+            except (run.SetupError, OSError, subprocess.SubprocessError) as exc:
+                setup.unavailable[name] = str(exc)
+    return setup
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="a,b,c", help="measures, comma-separated (a,b,c)")
-    parser.add_argument("--systems", default="durably,dbos", help="systems, comma-separated")
+    parser.add_argument("--only", default="a,b,c", help="measures, comma-separated (a,b,c,d,e)")
+    everyone = ",".join(pg_systems.SYSTEMS)
+    parser.add_argument(
+        "--systems", default=everyone, help=f"systems, comma-separated ({everyone})"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per row (median shown)")
     parser.add_argument("--json", help="also write every run's numbers to this file")
     args = parser.parse_args()
     measures, systems = args.only.split(","), args.systems.split(",")
-    unknown = set(measures) - set(METRICS) | set(systems) - {"durably", "dbos"}
+    unknown = set(measures) - set(METRICS) | set(systems) - set(pg_systems.SYSTEMS)
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")
-    durably_python = BENCH.parent / ".venv" / "bin" / "python"
-    setup = Setup(
-        durably_python=str(durably_python) if durably_python.exists() else sys.executable,
-        dbos_python=run.ensure_python("dbos") if "dbos" in systems else "",
-    )
-    pg_measure.drop_leftovers()
     rows = [row for row in ROWS if row.measure in measures and row.system in systems]
+    setup = make_setup({row.system for row in rows})
+    pg_measure.drop_leftovers()
     try:
         results = run_all(rows, setup, args.repeat, lambda line: print(line, file=sys.stderr))
     finally:
@@ -224,6 +299,9 @@ def main() -> None:
         f"{statistics.median(loads):.1f}, max {max(loads):.1f}\n"
     )
     print(table(results))
+    notes = [NOTES[name] for name in dict.fromkeys(row.system for row in rows) if name in NOTES]
+    if notes:
+        print("\n" + "\n".join(f"- {note}" for note in notes))
     if args.json:
         records = [{**row.__dict__, **result} for row, result in results.items()]
         Path(args.json).write_text(json.dumps(records, indent=2))
