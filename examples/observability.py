@@ -54,7 +54,7 @@ def main() -> None:
         registry = CollectorRegistry()
         metrics = prometheus.instrument(engine, registry)
         with engine:
-            print("result:", engine.start_workflow(order, "lamp").result(timeout=30))
+            print(f"result: {engine.start_workflow(order, 'lamp').result(timeout=30)}")
             scraped = generate_latest(registry).decode()  # what Prometheus would read
         metrics.close()
         for line in scraped.splitlines():

@@ -138,9 +138,13 @@ def test_not_a_workflow(engine: durably.Engine) -> None:
     ],
 )
 def test_bad_engine_options(
-    tmp_path: Path, store: str, kwargs: dict[str, object], match: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store: str,
+    kwargs: dict[str, object],
+    match: str,
 ) -> None:
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the default store is a file of the working directory
     with pytest.raises(ValueError, match=match):
         durably.Engine(store, **kwargs)  # type: ignore[arg-type]
 

@@ -232,6 +232,21 @@ def test_a_worker_killed_mid_step_leaves_the_run_to_another(fleet: Fleet) -> Non
     assert bodies["k:0"] == 2 and bodies["k:1"] == 1 and bodies["k:2"] == 1, bodies
 
 
+def test_without_acks_late_a_killed_worker_s_run_still_completes(redis_fleet: Fleet) -> None:
+    """Its wake-up was acknowledged before the run executed: the sweeper wakes the run
+    once a peer on this host has seen its owner died."""
+    fleet = redis_fleet
+    early = {"CELERY_TEST_ACKS_LATE": "0"}
+    doomed = fleet.celery(concurrency=1, name="doomed", env=early)
+    handle = fleet.start("e", "celery.steps", 2, 2.0)
+    eventually(lambda: fleet.bodies()["e:0"] == 1, 30, "the first step began")
+    fleet.celery(concurrency=1, name="survivor", env=early)
+    doomed.kill()
+    assert handle.result(timeout=60) == 1
+    bodies = fleet.bodies()
+    assert bodies["e:0"] == 2 and bodies["e:1"] == 1, bodies
+
+
 def test_a_warm_shutdown_releases_the_runs_for_others_at_once(redis_fleet: Fleet) -> None:
     fleet = redis_fleet
     first = fleet.celery(concurrency=1, name="first")

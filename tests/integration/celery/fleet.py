@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 APP = "tests.integration.celery.app"
+ROOT = Path(__file__).resolve().parents[3]  # where ``tests`` is imported from
 READY = "durably serves Celery's wake-ups"
 
 
@@ -22,8 +23,14 @@ class Process:
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._out = log.open("w")
+        path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.popen = subprocess.Popen(
-            argv, env=env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env={**env, "PYTHONPATH": path},
+            cwd=ROOT,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def text(self) -> str:
@@ -53,11 +60,22 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL the whole group: nothing of it gets to clean up."""
-        if self.popen.poll() is None or self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(10)
-        self._out.close()
+        try:
+            if self.popen.poll() is None or self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
+        finally:
+            self._out.close()
+
+    def ready(self, what: str, count: int) -> Process:
+        """Once ``what`` was logged ``count`` times; killed (and raised) if it never is."""
+        try:
+            self.wait_for(what, count)
+        except BaseException:
+            self.kill()
+            raise
+        return self
 
 
 def celery_worker(
@@ -74,16 +92,12 @@ def celery_worker(
     argv += ["-n", f"{name}@%h", "--loglevel", "INFO"]
     if queues is not None:
         argv += ["-Q", queues]
-    process = Process(argv, env, log)
-    process.wait_for(READY, 1 if pool != "prefork" else concurrency)
-    return process
+    return Process(argv, env, log).ready(READY, 1 if pool != "prefork" else concurrency)
 
 
 def durably_worker(env: dict[str, str], log: Path) -> Process:
     argv = [sys.executable, "-m", "durably", "worker", "--app", f"{APP}:engine"]
-    process = Process(argv, env, log)
-    process.wait_for("started")
-    return process
+    return Process(argv, env, log).ready("started", 1)
 
 
 def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
