@@ -362,6 +362,11 @@ def test_runs_progress_while_the_broker_is_down(tmp_path: Path, pg_store: str) -
             fleet.celery(concurrency=2)
             before = [fleet.start(f"b{i}", "celery.steps", 3, 0.0, 2.0) for i in range(3)]
             eventually(lambda: sum(fleet.bodies().values()) == 3, 30, "first steps ran")
+            # Acknowledged first: a broker gone in the middle of an acknowledgement can
+            # end Celery's worker process itself (kombu's Redis transport raises
+            # AttributeError there), which no transport can help.
+            fleet.processes[0].wait_for("succeeded in", 3)
+            time.sleep(0.3)
             redis.stop()  # the runs sleep: their wake-ups cannot be delivered
             during = [fleet.start(f"o{i}", "celery.steps", 2) for i in range(2)]
             assert [h.result(timeout=60) for h in before] == [3] * 3
