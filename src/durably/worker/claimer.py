@@ -136,7 +136,9 @@ class Claimer:
         for claim in claims:
             crashpoints.hit("claim.after")
             self._dispatch(claim)
-        return bool(claims)
+        # Claim again at once only if the room was filled: fewer means nothing else was
+        # claimable then (what becomes so pokes, or falls due on a timer, or is polled).
+        return len(claims) >= room
 
     def _claim(
         self, tx: Transaction, names: list[str], room: int, only: list[str] | None = None
