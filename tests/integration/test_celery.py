@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery, signals
@@ -73,10 +74,9 @@ class Fleet:
         if headers is not None:
             self._sent_here.append([headers.get("eta"), headers.get("countdown")])
 
-    def celery(self, **options: object) -> Process:
-        extra = {k: str(v) for k, v in options.pop("env", {}).items()}  # type: ignore[attr-defined]
+    def celery(self, env: dict[str, str] | None = None, **options: Any) -> Process:
         log = self.tmp / f"celery{len(self.processes)}.log"
-        process = celery_worker({**self.env, **extra}, log, **options)  # type: ignore[arg-type]
+        process = celery_worker({**self.env, **(env or {})}, log, **options)
         self.processes.append(process)
         return process
 

@@ -261,8 +261,7 @@ def warn_about_settings(app: Celery) -> None:
     if not conf.task_acks_late:
         log.warning(
             "task_acks_late is off: a wake-up is acknowledged before its run executes, so "
-            "a worker killed mid-run leaves it to the sweeper (after its lease, %s)",
-            "set task_acks_late=True",
+            "a worker killed mid-run leaves it to the sweeper; set task_acks_late=True"
         )
     elif not conf.task_reject_on_worker_lost:
         log.warning(

@@ -9,6 +9,7 @@ runnable, and the sweeper (:mod:`durably.contrib.celery.sweeper`) wakes it again
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -42,6 +43,7 @@ class Publisher:
         self.reachable = True
         self.published = 0  # wake-ups sent by this process
         self._outbox: queue.SimpleQueue[Wake] = queue.SimpleQueue()
+        self._pid = os.getpid()  # the process whose thread publishes
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -58,6 +60,9 @@ class Publisher:
 
     def after_fork(self) -> None:
         """In a forked child: the parent's thread and what it had to send are not here."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
         self._outbox = queue.SimpleQueue()
         self._thread = None
         self._lock = threading.Lock()
