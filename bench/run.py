@@ -10,8 +10,10 @@ shows the median of --repeat runs. A peer that fails to install or crashes shows
 an error row and the run goes on. Stdlib only; run it with Python 3.11+.
 
 ``--observe`` adds rows of W1 and W2 with durably's observability on: INFO logs to a
-file, Prometheus metrics, OpenTelemetry tracing (the SDK, spans dropped), each
-compared with durably with nothing on.
+file, Prometheus metrics, OpenTelemetry tracing (the SDK, spans dropped; and the API
+alone, durably's own part). Each process of those rows measures durably with and
+without it in turn (bench/systems/observing.py); the comparison is the extra time of
+the observed segments over the plain ones of the same process, median over processes.
 """
 
 from __future__ import annotations
@@ -100,7 +102,12 @@ ROWS = [
 OBSERVED = [
     Row(workload, f"durably + {label}", "durably", f"{mode}+{what}")
     for workload, mode in (("W1", "sync"), ("W2", "default"))
-    for what, label in (("logs", "INFO logs"), ("metrics", "metrics"), ("tracing", "tracing"))
+    for what, label in (
+        ("logs", "INFO logs"),
+        ("metrics", "metrics"),
+        ("tracing", "tracing"),
+        ("tracing-api", "tracing, API only (no SDK)"),
+    )
 ]
 
 
@@ -177,6 +184,10 @@ def summarize(row: Row, runs: list[dict[str, Any]]) -> dict[str, Any]:
     median = statistics.median(run[metric] for run in good)
     typical = min(good, key=lambda run: abs(run[metric] - median))
     result = {"value": median, "runs": runs, "typical": typical}
+    paired = [run["paired_cost"] for run in good if "paired_cost" in run]
+    if paired:
+        result["paired_cost"] = statistics.median(paired)
+        result["paired_range"] = (min(paired), max(paired))
     if failed:
         result["note"] = f"{len(failed)} of {len(runs)} runs failed: {failed[-1]['error'][:80]}"
     return result
@@ -224,7 +235,13 @@ def table(results: dict[Row, dict[str, Any]], rows: list[Row]) -> str:
     for row in rows:
         result, text = results[row], ""
         other = by_label.get((row.workload, row.compare_to))
-        if other and "value" in result and "value" in results[other]:
+        if "paired_cost" in result:
+            low, high = result["paired_range"]
+            text = (
+                f"{result['paired_cost']:+.1%} time against durably without it, in the same"
+                f" processes ({low:+.1%} to {high:+.1%})"
+            )
+        elif other and "value" in result and "value" in results[other]:
             text = comparison(row, result["value"], other, results[other]["value"])
             in_process = [r["typical"].get("in_process_s") for r in (result, results[other])]
             if row.system != "durably" and None not in in_process:

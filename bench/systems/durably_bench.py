@@ -6,10 +6,9 @@ application's own event loop (as the pyworkflow harness starts its runs); W2 `de
 (`synchronous="normal"`) or `full` (`synchronous="full"`, power-loss safe). W3: a
 fresh `Engine` on the same file resumes the interrupted run by itself.
 
-A mode may end in `+logs` (INFO logging of every logger to a file, with the run's
-context), `+metrics` (durably.contrib.prometheus in a registry of its own) or
-`+tracing` (durably.contrib.otel with the OpenTelemetry SDK, a batch span processor
-and an exporter that drops the spans): the same workload with that observability on.
+W1 and W2 modes may end in `+logs`, `+metrics` or `+tracing`: the workload with that
+observability on, paired in the process with the same workload without it (see
+observing.py).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 import common
+import observing
 
 import durably
 
@@ -91,51 +91,17 @@ def five() -> int:
     return common.W3_STEPS
 
 
-def engine(args: Any, synchronous: str = "normal") -> durably.Engine:
-    eng = durably.Engine(str(args.dir / "durably.db"), synchronous=synchronous)  # defaults
-    observe(eng, args.mode.partition("+")[2], args.dir)
-    return eng
+def engine(args: Any, synchronous: str = "normal", name: str = "durably.db") -> durably.Engine:
+    return durably.Engine(str(args.dir / name), synchronous=synchronous)  # defaults
 
 
-def observe(eng: durably.Engine, what: str, workdir: Path) -> None:
-    """Turn one kind of observability on for the engine (nothing when ``what`` is empty)."""
-    if what == "logs":
-        import logging
-
-        from durably import logs
-
-        handler = logging.FileHandler(workdir / "durably.log")
-        handler.addFilter(logs.RunContextFilter())
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s %(run_id)s: %(message)s")
-        )
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(logging.INFO)
-    elif what == "metrics":
-        from prometheus_client import CollectorRegistry
-
-        from durably.contrib import prometheus
-
-        prometheus.instrument(eng, CollectorRegistry())
-    elif what == "tracing":
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            SpanExporter,
-            SpanExportResult,
-        )
-
-        from durably.contrib import otel
-
-        class Drop(SpanExporter):
-            def export(self, spans: Any) -> SpanExportResult:
-                return SpanExportResult.SUCCESS
-
-        provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(Drop()))
-        otel.instrument(eng, tracer_provider=provider)
-    elif what:
-        raise SystemExit(f"unknown observability {what!r}")
+def observed(args: Any, segment: Any) -> dict[str, Any]:
+    """A mode ``<mode>+<what>``: plain and observed segments paired in this process."""
+    what = args.mode.partition("+")[2]
+    times = observing.paired(
+        args.workload, what, args.dir, lambda name: engine(args, name=name), segment
+    )
+    return observing.result(args.workload, *times)
 
 
 async def run_gathered(args: Any, count: int) -> float:
@@ -150,14 +116,20 @@ async def run_gathered(args: Any, count: int) -> float:
 def run_many(args: Any, wf: Any, count: int, *wf_args: Any) -> float:
     with engine(args) as eng:
         started = time.perf_counter()
-        handles = [eng.start_workflow(wf, *wf_args) for _ in range(count)]
-        for handle in handles:
-            handle.result(timeout=600)
+        started_and_awaited(eng, count, wf, *wf_args)
         return time.perf_counter() - started
 
 
+def started_and_awaited(eng: durably.Engine, count: int, wf: Any, *wf_args: Any) -> None:
+    handles = [eng.start_workflow(wf, *wf_args) for _ in range(count)]
+    for handle in handles:
+        handle.result(timeout=600)
+
+
 def w1(args: Any) -> dict[str, Any]:
-    mode = args.mode.partition("+")[0]
+    mode = args.mode
+    if "+" in mode:
+        return observed(args, lambda eng: started_and_awaited(eng, observing.W1_SEGMENT, three, 1))
     if mode == "async-gather":
         seconds = asyncio.run(run_gathered(args, common.W1_WORKFLOWS))
     else:
@@ -167,6 +139,8 @@ def w1(args: Any) -> dict[str, Any]:
 
 
 def w2(args: Any) -> dict[str, Any]:
+    if "+" in args.mode:
+        return observed(args, lambda eng: eng.start_workflow(chain, common.W2_STEPS).result(60))
     with engine(args, "full" if args.mode.startswith("full") else "normal") as eng:
         rounds = [
             common.timed(lambda: eng.start_workflow(chain, common.W2_STEPS).result(60))

@@ -173,7 +173,8 @@ Scope = AbstractContextManager[object]
 
 
 class Subscriber:
-    """Override the methods of the events to receive; the others cost nothing."""
+    """Override the methods of the events to receive; the others cost nothing. An
+    override may also be an instance attribute, any callable (``deque.append``)."""
 
     def run_starting(self, event: RunStarting) -> str | None:
         """A carrier (text) to store with the run, given back in :class:`RunClaimed`."""
@@ -259,9 +260,10 @@ class Hooks:
         are never deferred: what they return is needed at once.
         """
         chosen = [
-            (name, getattr(subscriber, name))
+            (name, method)
             for name in _EVENTS
-            if getattr(type(subscriber), name) is not getattr(Subscriber, name)
+            if getattr(method := getattr(subscriber, name), "__func__", None)
+            is not getattr(Subscriber, name)
         ]
         if deferred:
             if any(name in _IMMEDIATE for name, _ in chosen):

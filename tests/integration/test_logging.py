@@ -107,6 +107,22 @@ def test_a_failed_run_is_logged_with_its_retries_and_traceback(
     assert all(key not in line for line in lines if "failed (" not in line)
 
 
+@durably.workflow(name="tests.logging.quick")
+def quick() -> int:
+    return noted()
+
+
+def test_the_stop_line_comes_after_the_runs_lines(tmp_path: Path, collected: Collect) -> None:
+    with durably.Engine(str(tmp_path / "stop.db")) as engine:
+        handles = [engine.start_workflow(quick) for _ in range(20)]
+        for handle in handles:
+            handle.result(timeout=30)
+    lines = [r.getMessage() for r in collected.records if r.name == "durably.worker"]
+    completed = [i for i, line in enumerate(lines) if " completed after " in line]
+    (stopped,) = [i for i, line in enumerate(lines) if " stopped; " in line]
+    assert len(completed) == 20 and max(completed) < stopped
+
+
 def test_workflow_lines_appear_once_across_replays(kit: TestEngine, collected: Collect) -> None:
     engine = kit  # the sleeps on a virtual clock
     handle = engine.start_workflow(replays)

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import durably
 from durably.contrib.prometheus import instrument, serve
-from durably.hooks import RunLost, StepFinished, Subscriber
+from durably.hooks import BatchCommitted, RunLost, StepFinished, Subscriber
 from durably.testing import TestEngine
 
 ATTEMPTS: Counter[str] = Counter()
@@ -452,6 +452,27 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     assert values[("durably_probe_seconds_sum", None)] == pytest.approx(21.65)
 
 
+def test_values_observed_in_bulk_land_as_one_by_one() -> None:
+    from durably.contrib.prometheus import _Histograms
+
+    values = [0.05, 0.1, 0.5, 1, 20, 3, 0.2]
+    keys: list[tuple[str, ...]] = [("a",), ("b",), ("a",), ("a",), ("b",), ("c",), ("a",)]
+    one, bulk = (_Histograms("probe_seconds", "A probe.", "queue", (0.1, 1, 10)) for _ in "ab")
+    for key, value in zip(keys, values, strict=True):
+        one.observe(key, value)
+    counts = bulk.observe_all(keys, values)
+    assert bulk.merged() == one.merged()
+    assert counts == {("a",): 4, ("b",): 2, ("c",): 1}
+    bulk.observe_all(("a",), [0.3, 30])  # one key for all
+    one.observe(("a",), 0.3)
+    one.observe(("a",), 30)
+    assert bulk.merged() == one.merged()
+    bulk.observe_few(("d",), [1, 1, 2, 500])
+    for value in (1, 1, 2, 500):
+        one.observe(("d",), value)
+    assert bulk.merged() == one.merged()
+
+
 def generate_latest_of(family: Any) -> str:
     """The exposition of one metric family alone."""
 
@@ -469,10 +490,14 @@ def test_events_from_many_threads_add_up_exactly() -> None:
 
     family = _Family(CollectorRegistry())
     event = StepFinished("r", "wf", "s", 0, 1, "completed", 0.001)
+    retry = StepFinished("r", "wf", "t", 1, 1, "retrying", 0.5)
 
     def emit() -> None:
-        for _ in range(20_000):
+        for i in range(20_000):
             family.step_finished(event)
+            if i % 100 == 0:
+                family.step_finished(retry)
+                family.batch_committed(BatchCommitted(3, 0.002))
 
     threads = [threading.Thread(target=emit) for _ in range(8)]
     for thread in threads:
@@ -484,5 +509,12 @@ def test_events_from_many_threads_add_up_exactly() -> None:
     for thread in threads:
         thread.join()
     family.collect()
-    assert family.attempts.merged() == [(("wf", "s"), [160_000.0])]
+    family.stop()
+    assert family.attempts.merged() == [(("wf", "s"), [160_000.0]), (("wf", "t"), [1_600.0])]
+    assert family.retries.merged() == [(("wf", "t"), [1_600.0])]
     assert all(total <= 160_000 for rows in scraped for _, (total,) in rows)
+    durations = dict(family.step_seconds.merged())
+    assert durations["wf", "s"][-1] == pytest.approx(160.0)  # the sum
+    assert sum(durations["wf", "t"][:-1]) == 1_600  # the count, over the buckets
+    ((_, sizes),) = family.batch_size.merged()
+    assert sum(sizes[:-1]) == 1_600 and sizes[-1] == 4_800

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 
 import pytest
 
@@ -41,6 +42,22 @@ def test_only_overridden_events_are_subscribed() -> None:
     assert watcher.seen == [event]
     unsubscribe()
     assert len(hooks.step_started) == 0
+
+
+def test_a_callback_may_be_any_callable_attribute_of_the_instance() -> None:
+    class Queued(Subscriber):
+        def __init__(self) -> None:
+            self.seen: deque[object] = deque()
+            self.step_started = self.seen.append  # type: ignore[assignment]
+
+    hooks, watcher = Hooks(), Queued()
+    unsubscribe = hooks.subscribe(watcher)
+    assert len(hooks.step_started) == 1 and not hooks.step_finished
+    event = StepStarted("r1", "wf", "charge", 0, 1)
+    emit(hooks.step_started, event)
+    assert list(watcher.seen) == [event]
+    unsubscribe()
+    assert not hooks.step_started
 
 
 def test_a_failing_subscriber_is_logged_and_the_others_still_hear(

@@ -159,7 +159,7 @@ class Tracing(hooks.Subscriber):
         span = self.tracer.start_span(name, parent, SpanKind.CONSUMER, attributes, links)
         with self._lock:
             self._open.setdefault(event.run_id, deque()).append(span)
-        return _Execution(self, event.run_id, span)
+        return _Current(span, lambda: self._discard(event.run_id, span))
 
     def step_executing(self, event: hooks.StepStarted) -> AbstractContextManager[object]:
         parent = otel_context.get_current()
@@ -172,8 +172,9 @@ class Tracing(hooks.Subscriber):
             "durably.step.attempt": event.attempt,
             "durably.step.seq": event.seq,
         }
-        name = f"step {event.step}"
-        return self.tracer.start_as_current_span(name, parent, SpanKind.INTERNAL, attributes)
+        return _Current(
+            self.tracer.start_span(f"step {event.step}", parent, SpanKind.INTERNAL, attributes)
+        )
 
     def step_finished(self, event: hooks.StepFinished) -> None:
         span = self._latest(event.run_id) if event.status == "retrying" else None
@@ -248,14 +249,17 @@ class Tracing(hooks.Subscriber):
                     del self._open[run_id]
 
 
-class _Execution(AbstractContextManager[object]):
-    """The scope of one execution: its span current inside, ended here only on error
-    (otherwise when the engine tells how the execution ended)."""
+class _Current(AbstractContextManager[object]):
+    """A span current inside; an error leaving it is recorded on it and ends it. It
+    ends here on leaving (a step's) unless ``later`` is given (an execution's, ended
+    when the engine tells how the execution ended; on an error, ``later()`` is called
+    first: it is not open any more)."""
 
-    def __init__(self, tracing: Tracing, run_id: str, span: Span) -> None:
-        self._tracing = tracing
-        self._run_id = run_id
+    __slots__ = ("_later", "_span", "_token")
+
+    def __init__(self, span: Span, later: Callable[[], None] | None = None) -> None:
         self._span = span
+        self._later = later
         self._token: Token[otel_context.Context] | None = None
 
     def __enter__(self) -> Span:
@@ -270,12 +274,13 @@ class _Execution(AbstractContextManager[object]):
     ) -> None:
         if self._token is not None:
             otel_context.detach(self._token)
-        if error is None:
-            return
-        self._tracing._discard(self._run_id, self._span)
-        if self._span.is_recording():
-            self._span.record_exception(error)
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        if error is not None:
+            if self._later is not None:
+                self._later()
+            if self._span.is_recording():
+                self._span.record_exception(error)
+                self._span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        if error is not None or self._later is None:
             self._span.end()
 
 

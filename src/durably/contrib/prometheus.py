@@ -16,8 +16,9 @@ logged (``durably.metrics``) and the refresh tried again at the next interval.
 
 Instruments of one registry share its metrics (the last one closed unregisters
 them), so several engines may be instrumented in one registry: their counts add up.
-An event costs the thread that emits it one append to a queue; the gauges' thread adds
-the events up twice a second, and a scrape adds up what is left first.
+An event costs the thread that emits it one append to a queue (a C call, no Python
+frame); a thread of the registry's adds the queued events up in bulk twice a second, and
+a scrape adds up what is left first.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import operator
 import os
 import socket
 import threading
-import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     import prometheus_client
@@ -75,7 +76,9 @@ _WAIT_SECONDS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 
 _COMMIT_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 FOLD_EVERY = 0.5  # seconds between two folds of the events into the metrics
-FOLD_AT = 10_000  # events waiting that a callback folds itself (memory stays bounded)
+_WORKFLOW_STEP = operator.itemgetter(1, 2)  # of a StepFinished
+_SECONDS = operator.attrgetter("seconds")
+_SIZE = operator.attrgetter("size")
 
 
 #: What ``queue_stats`` gave, and the store time then: the fleet's gauges as last read.
@@ -83,6 +86,7 @@ _Fleet = tuple[list[tuple[str, str, int, float | None]], float]
 
 
 Key = tuple[str, ...]  # label values
+E = TypeVar("E")
 
 
 class _Rows:
@@ -132,6 +136,37 @@ class _Histograms(_Rows):
         row[bisect.bisect_left(self.bounds, value)] += 1  # the first bound >= value
         row[-1] += value
 
+    def observe_all(self, keys: list[Key] | Key, values: list[float]) -> Counter[Key]:
+        """:meth:`observe` each value under its key (the one at its index, or ``keys``
+        for all), counting in bulk; returns how many values each key got."""
+        buckets = map(bisect.bisect_left, itertools.repeat(self.bounds), values)
+        if isinstance(keys, tuple):
+            row = self.row(keys)
+            for bucket, count in Counter(buckets).items():
+                row[bucket] += count
+            row[-1] += sum(values)
+            return Counter({keys: len(values)})
+        counts: Counter[Key] = Counter()
+        for (key, bucket), count in Counter(zip(keys, buckets, strict=True)).items():
+            self.row(key)[bucket] += count
+            counts[key] += count
+        if len(counts) == 1:
+            sums = {keys[0]: sum(values)}
+        else:
+            sums = dict.fromkeys(counts, 0.0)
+            for key, value in zip(keys, values, strict=True):
+                sums[key] += value
+        for key, total in sums.items():
+            self.row(key)[-1] += total
+        return counts
+
+    def observe_few(self, key: Key, values: list[float]) -> None:
+        """:meth:`observe` values that are mostly the same few under one key."""
+        row = self.row(key)
+        for value, count in Counter(values).items():
+            row[bisect.bisect_left(self.bounds, value)] += count
+            row[-1] += value * count
+
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
         for key, row in self.merged():
@@ -144,15 +179,21 @@ class _Histograms(_Rows):
 
 class _Family(Subscriber):
     """The metrics of one registry, shared by its instruments and subscribed to their
-    engines. A callback only appends its event to a queue (no lock, no lookup): the
-    events are added up in bulk (:meth:`fold`) by the gauges' thread every
-    ``FOLD_EVERY`` seconds, before a scrape, and by a callback that finds ``FOLD_AT``
-    waiting."""
+    engines. Its callbacks are the ``append`` of a queue (steps', commits', the other
+    events'): the events are added up in bulk (:meth:`fold`) by the family's thread
+    every ``FOLD_EVERY`` seconds and before a scrape."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self._events: deque[object] = deque()
+        self._steps: deque[StepFinished] = deque()
+        self._commits: deque[BatchCommitted] = deque()
+        self._events: deque[object] = deque()  # the events of runs and schedules
+        self.step_finished = self._steps.append  # type: ignore[assignment]
+        self.batch_committed = self._commits.append  # type: ignore[assignment]
+        self.run_started = self.run_claimed = self.run_ended = self._events.append  # type: ignore[assignment]
+        self.run_lost = self.ticks_decided = self._events.append  # type: ignore[assignment]
         self._fold_lock = threading.Lock()
+        self._stop = threading.Event()
         self.users: list[Metrics] = []
         self.collectors: list[prometheus_client.registry.Collector] = [self]
         self.started = _Counts("runs_started", "Runs created.", "workflow queue")
@@ -186,29 +227,34 @@ class _Family(Subscriber):
         self._count: dict[type, Callable[[Any], None]] = {
             RunStarted: self._started,
             RunClaimed: self._claimed,
-            StepFinished: self._step,
             RunEnded: self._ended,
             RunLost: self._lost,
             TicksDecided: self._ticks,
-            BatchCommitted: self._committed,
         }
         registry.register(self)
+        self._folder = threading.Thread(target=self._loop, name="durably-metrics-fold", daemon=True)
+        self._folder.start()
 
-    def _take(self, event: Any) -> None:
-        self._events.append(event)
-        if len(self._events) >= FOLD_AT:
+    def _loop(self) -> None:
+        while not self._stop.wait(FOLD_EVERY):
             self.fold()
 
-    run_started = run_claimed = step_finished = run_ended = run_lost = _take
-    ticks_decided = batch_committed = _take
+    def stop(self) -> None:
+        self._stop.set()
+        self._folder.join()
 
     def fold(self) -> None:
-        """Add the events that arrived up into the metrics."""
+        """Add the events that arrived up into the metrics (what is appended meanwhile
+        waits for the next fold)."""
         with self._fold_lock:
-            take, count = self._events.popleft, self._count
-            for _ in range(len(self._events)):  # appends meanwhile wait for the next fold
-                event = take()
-                count[type(event)](event)
+            steps, commits = _taken(self._steps), _taken(self._commits)
+            for event in _taken(self._events):
+                self._count[type(event)](event)
+            if steps:
+                self._steps_finished(steps)
+            if commits:
+                self.commit_seconds.observe_all((), list(map(_SECONDS, commits)))
+                self.batch_size.observe_few((), list(map(_SIZE, commits)))
 
     def describe(self) -> list[Metric]:
         return [*(m.family() for m in self._counted), *self._gauges()]
@@ -260,12 +306,14 @@ class _Family(Subscriber):
         if event.recovered:
             self.recovered.inc((event.workflow, event.queue))
 
-    def _step(self, event: StepFinished) -> None:
-        key = (event.workflow, event.step)
-        self.attempts.inc(key)  # an attempt counts once it finished: one event a step
-        self.step_seconds.observe(key, event.seconds)
-        if event.status == "retrying":
-            self.retries.inc(key)
+    def _steps_finished(self, events: list[StepFinished]) -> None:
+        keys = list(map(_WORKFLOW_STEP, events))
+        counts = self.step_seconds.observe_all(keys, list(map(_SECONDS, events)))
+        for key, count in counts.items():
+            self.attempts.inc(key, count)  # an attempt counts once it finished
+        for event in events:
+            if event.status == "retrying":
+                self.retries.inc((event.workflow, event.step))
 
     def _ended(self, event: RunEnded) -> None:
         status = event.status.value
@@ -281,9 +329,11 @@ class _Family(Subscriber):
         for outcome in ("started", "skipped", "buffered", "missed"):
             self.ticks.inc((event.workflow, outcome), getattr(event, outcome))
 
-    def _committed(self, event: BatchCommitted) -> None:
-        self.commit_seconds.observe((), event.seconds)
-        self.batch_size.observe((), event.size)
+
+def _taken(queue: deque[E]) -> list[E]:
+    """What ``queue`` holds now, taken out of it (appends may go on meanwhile)."""
+    take = queue.popleft
+    return [take() for _ in range(len(queue))]
 
 
 _families: dict[CollectorRegistry, _Family] = {}
@@ -342,6 +392,7 @@ class Metrics:
             family.users.remove(self)
             if not family.users:
                 del _families[self.registry]
+                family.stop()
                 for collector in family.collectors:
                     self.registry.unregister(collector)
 
@@ -361,14 +412,10 @@ class Metrics:
         return 0 if executor is None else len(executor.inflight)
 
     def _loop(self) -> None:
-        refreshed = float("-inf")
         while True:
-            if time.monotonic() - refreshed >= self._interval:
-                self._refresh()
-                refreshed = time.monotonic()
-            if self._stop.wait(min(FOLD_EVERY, self._interval)):
+            self._refresh()
+            if self._stop.wait(self._interval):
                 return
-            self._family.fold()
 
     def _refresh(self) -> None:
         store = self.engine.store

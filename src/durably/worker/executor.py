@@ -213,6 +213,7 @@ class Executor:
         except StoreError:
             log.exception("could not release leases of %s", self.owner)
         else:
+            self.hooks.flush(1.0)  # the runs' own lines (written on the hooks thread) first
             log.info("worker %s stopped; %d unfinished runs released", self.owner, released)
         self._unsubscribe_log()
         for key in list(self._loop_calls):  # the loop is about to stop: tell their callers
