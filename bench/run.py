@@ -103,6 +103,7 @@ OBSERVED = [
     Row(workload, f"durably + {label}", "durably", f"{mode}+{what}")
     for workload, mode in (("W1", "sync"), ("W2", "default"))
     for what, label in (
+        ("nothing", "nothing (the pairing's own noise)"),
         ("logs", "INFO logs"),
         ("metrics", "metrics"),
         ("tracing", "tracing"),

@@ -91,16 +91,14 @@ def five() -> int:
     return common.W3_STEPS
 
 
-def engine(args: Any, synchronous: str = "normal", name: str = "durably.db") -> durably.Engine:
-    return durably.Engine(str(args.dir / name), synchronous=synchronous)  # defaults
+def engine(args: Any, synchronous: str = "normal") -> durably.Engine:
+    return durably.Engine(str(args.dir / "durably.db"), synchronous=synchronous)  # defaults
 
 
 def observed(args: Any, segment: Any) -> dict[str, Any]:
     """A mode ``<mode>+<what>``: plain and observed segments paired in this process."""
     what = args.mode.partition("+")[2]
-    times = observing.paired(
-        args.workload, what, args.dir, lambda name: engine(args, name=name), segment
-    )
+    times = observing.paired(args.workload, what, args.dir, lambda: engine(args), segment)
     return observing.result(args.workload, *times)
 
 

@@ -1,17 +1,19 @@
 """durably's W1 and W2 with one kind of observability on, paired in one process.
 
 A process's speed differs from the next one's by more than observability costs (where
-its memory lands, which core it gets), so each measurement of a mode ``<mode>+<what>``
-runs two engines in one process, on two files: one plain, one with ``what`` on. Their
-segments alternate, in ABBA order against drift (W2: one 200-step workflow; W1: 100
-workflows started, then awaited), after a warm-up segment of each. What the
-observability still owes at the end of a segment (metrics: the queued events counted,
-by a scrape; tracing: the span processor's batch exported) is done inside that
-segment's time, so no part of its cost falls into a plain segment.
+its memory lands, which core it gets; two engines of one process differ too), so each
+measurement of a mode ``<mode>+<what>`` runs one engine whose segments alternate
+between ``what`` off and on, in ABBA order against drift (W2: one 200-step workflow;
+W1: 100 workflows started, then awaited), after a warm-up segment. What the
+observability still owes at the end of a segment (metrics: the queued events counted;
+tracing: the span processor's batch exported) is done inside that segment's time, so
+no part of its cost falls into a plain segment. ``nothing`` turns nothing on: what the
+pairing itself measures, its noise.
 
-The result line carries the observed engine's figure (``wf_per_s`` / ``us_per_step``),
-the plain engine's of the same process (``plain_...``) and ``paired_cost``: the observed
-segments' median time over the plain ones', minus one.
+The result line carries the observed engine's figure (``wf_per_s`` / ``us_per_step``,
+from the median segment), the plain engine's of the same process (``plain_...``) and
+``paired_cost``: the median over the pairs of an observed segment's time over the time
+of the plain segment next to it, minus one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import durably
 
 W1_SEGMENT = 100  # workflows per W1 segment
-PAIRS = {"W1": 5, "W2": 10}
+PAIRS = {"W1": 10, "W2": 20}
 
 
 class Switch:
@@ -71,19 +73,29 @@ class Logs(Switch):
 
 
 class Metrics(Switch):
-    """durably.contrib.prometheus in a registry of its own; a scrape ends each segment."""
+    """durably.contrib.prometheus in a registry of its own. Instrumented once (its gauges
+    read the database then); its subscriber is attached for the observed segments only,
+    and the events are counted at the end of each."""
 
     def __init__(self, engine: durably.Engine) -> None:
         from prometheus_client import CollectorRegistry
 
         from durably.contrib import prometheus
 
-        self.registry = CollectorRegistry()
-        self.metrics = prometheus.instrument(engine, self.registry)
+        self.engine = engine
+        self.metrics = prometheus.instrument(engine, CollectorRegistry())
+        self.metrics._unsubscribe()
+        self.family = self.metrics._family  # the subscriber instrument() attached
+        self.detach = lambda: None
+
+    def on(self) -> None:
+        self.detach = self.engine.hooks.subscribe(self.family)
 
     def settle(self) -> None:
-        for _ in self.registry.collect():
-            pass
+        self.family.fold()
+
+    def off(self) -> None:
+        self.detach()
 
     def close(self) -> None:
         self.metrics.close()
@@ -113,20 +125,29 @@ class Tracing(Switch):
         if not api_only:
             self.provider = TracerProvider()
             self.provider.add_span_processor(BatchSpanProcessor(Drop()))
-        provider = self.provider or trace.NoOpTracerProvider()
-        self.tracing = otel.instrument(engine, tracer_provider=provider)
+        self.engine, self.otel = engine, otel
+        self.tracer_provider = self.provider or trace.NoOpTracerProvider()
+        self.tracing: otel.Tracing | None = None
+
+    def on(self) -> None:
+        self.tracing = self.otel.instrument(self.engine, tracer_provider=self.tracer_provider)
 
     def settle(self) -> None:
         if self.provider is not None:
             self.provider.force_flush()
 
-    def close(self) -> None:
+    def off(self) -> None:
+        assert self.tracing is not None
         self.tracing.close()
+
+    def close(self) -> None:
         if self.provider is not None:
             self.provider.shutdown()
 
 
 def switch(engine: durably.Engine, what: str, workdir: Path) -> Switch:
+    if what == "nothing":  # both engines plain: what the pairing itself measures
+        return Switch()
     if what == "logs":
         return Logs(workdir)
     if what == "metrics":
@@ -140,23 +161,23 @@ def paired(
     workload: str,
     what: str,
     workdir: Path,
-    open_engine: Callable[[str], AbstractContextManager[durably.Engine]],
+    open_engine: Callable[[], AbstractContextManager[durably.Engine]],
     segment: Callable[[durably.Engine], None],
 ) -> tuple[list[float], list[float]]:
-    """Seconds of the plain and of the observed segments, alternated in one process."""
+    """Seconds of the plain and of the observed segments, alternated on one engine."""
     plain_times: list[float] = []
     observed_times: list[float] = []
-    with open_engine("plain.db") as plain, open_engine("observed.db") as observed:
-        watch = switch(observed, what, workdir)
+    with open_engine() as engine:
+        watch = switch(engine, what, workdir)
 
         def run(observing: bool) -> float:
             if not observing:
                 started = time.perf_counter()
-                segment(plain)
+                segment(engine)
                 return time.perf_counter() - started
             watch.on()
             started = time.perf_counter()
-            segment(observed)
+            segment(engine)
             watch.settle()
             took = time.perf_counter() - started
             watch.off()
@@ -173,7 +194,8 @@ def paired(
 def result(workload: str, plain: list[float], observed: list[float]) -> dict[str, Any]:
     """The JSON line's fields from the segments' seconds."""
     plain_s, observed_s = statistics.median(plain), statistics.median(observed)
-    fields: dict[str, Any] = {"paired_cost": observed_s / plain_s - 1, "pairs": len(plain)}
+    ratios = [o / p for o, p in zip(observed, plain, strict=True)]
+    fields: dict[str, Any] = {"paired_cost": statistics.median(ratios) - 1, "pairs": len(plain)}
     if workload == "W1":
         fields.update(wf_per_s=W1_SEGMENT / observed_s, plain_wf_per_s=W1_SEGMENT / plain_s)
     else:

@@ -31,7 +31,7 @@ from durably import crashpoints
 from durably.clock import Clock
 from durably.errors import DurablyError, StoreClosed
 from durably.handoff import Done, Waiter, resolve, settle
-from durably.hooks import BatchCommitted, Hooks, emit
+from durably.hooks import BatchCommitted, Hooks, emit, made
 from durably.stores.base import Store, Transaction
 
 T = TypeVar("T")
@@ -93,7 +93,10 @@ class Committer:
         value = self.store.transact(op)  # a domain error rolls it back and is raised here
         crashpoints.hit("commit.after")
         if self.hooks.batch_committed:
-            emit(self.hooks.batch_committed, BatchCommitted(1, self.clock.monotonic() - began))
+            emit(
+                self.hooks.batch_committed,
+                made(BatchCommitted, (1, self.clock.monotonic() - began)),
+            )
         return value
 
     def write_then(self, op: Op, done: Done) -> None:
@@ -200,7 +203,7 @@ class Committer:
         for (_, done), value in zip(batch, results, strict=True):
             _tell(done, True, value)
         if self.hooks.batch_committed:  # once the waiters were told: they go on meanwhile
-            emit(self.hooks.batch_committed, BatchCommitted(len(batch), took))
+            emit(self.hooks.batch_committed, made(BatchCommitted, (len(batch), took)))
 
     def close(self) -> None:
         """Finish what is queued and stop the background writer."""

@@ -36,6 +36,9 @@ from durably.errors import ErrorInfo
 from durably.records import RunStatus
 
 log = logging.getLogger("durably.hooks")
+#: ``made(Event, (field, ...))`` builds an event from all of its fields in order, in C
+#: (a named tuple's own constructor is a Python function): the hot paths' way.
+made = tuple.__new__
 #: How long the hooks thread waits, once it has delivered everything, before it looks
 #: again: the threads that emit then rarely wake it (it takes what gathered at once).
 LINGER = 0.005

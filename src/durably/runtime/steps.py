@@ -23,7 +23,7 @@ from durably.errors import (
     StepFailed,
     WorkflowCancelled,
 )
-from durably.hooks import Hooks, Scoped, StepFinished, StepStarted, emit
+from durably.hooks import Hooks, Scoped, StepFinished, StepStarted, emit, made
 from durably.records import EntryStatus, JournalEntry, RunStatus
 from durably.registry import Step
 from durably.retry import RESIDENT_DELAY
@@ -96,7 +96,7 @@ def step_plan(
                         result = yield Invoke(body, args, kwargs, this)
             except (KeyboardInterrupt, SystemExit) as exc:  # the body's, never the engine's
                 raise Interrupted.of(exc, f"by step {step.name!r}") from exc
-            took = _took(scope)
+            took = clock.monotonic() - scope.step_since if hooks.step_finished else 0.0
             crashpoints.hit("step.after_body")
             text = dumps(result, what=what, limit=scope.max_payload)
         except WorkflowCancelled:
@@ -124,8 +124,9 @@ def step_plan(
             )
         )
         crashpoints.hit("step.after_checkpoint")
-        if hooks.step_finished:
-            emit(hooks.step_finished, _finished(scope, step, seq, attempt, "completed", took))
+        if hooks.step_finished:  # built in line: this runs on every step
+            fields = (scope.run_id, scope.workflow_name, step.name, seq, attempt, "completed", took)
+            emit(hooks.step_finished, made(StepFinished, (*fields, None)))
         # Return what replay would return, so first run and replay agree.
         hint = step.result_hint
         if type(result) in _JSON_SCALARS and (hint is Any or hint is type(result)):
@@ -227,6 +228,5 @@ def _finished(
     seconds: float,
     error: ErrorInfo | None = None,
 ) -> StepFinished:
-    return StepFinished(
-        scope.run_id, scope.workflow_name, step.name, seq, attempt, status, seconds, error
-    )
+    fields = (scope.run_id, scope.workflow_name, step.name, seq, attempt, status, seconds, error)
+    return made(StepFinished, fields)
