@@ -163,8 +163,8 @@ class Tracing(hooks.Subscriber):
 
     def step_executing(self, event: hooks.StepStarted) -> AbstractContextManager[object]:
         parent = otel_context.get_current()
-        if not _has_span(parent):  # a thread the run's context did not reach
-            parent = self._context_of(event.run_id) or parent
+        if not trace.get_current_span(parent).get_span_context().is_valid:
+            parent = self._context_of(event.run_id) or parent  # a thread the run's did not reach
         attributes: Attributes = {
             "durably.run.id": event.run_id,
             "durably.workflow.name": event.workflow,

@@ -77,6 +77,7 @@ _COMMIT_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 _BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 FOLD_EVERY = 0.5  # seconds between two folds of the events into the metrics
 _WORKFLOW_STEP = operator.itemgetter(1, 2)  # of a StepFinished
+_STATUS = operator.itemgetter(5)
 _SECONDS = operator.attrgetter("seconds")
 _SIZE = operator.attrgetter("size")
 
@@ -311,9 +312,10 @@ class _Family(Subscriber):
         counts = self.step_seconds.observe_all(keys, list(map(_SECONDS, events)))
         for key, count in counts.items():
             self.attempts.inc(key, count)  # an attempt counts once it finished
-        for event in events:
-            if event.status == "retrying":
-                self.retries.inc((event.workflow, event.step))
+        if "retrying" in map(_STATUS, events):
+            for event in events:
+                if event.status == "retrying":
+                    self.retries.inc((event.workflow, event.step))
 
     def _ended(self, event: RunEnded) -> None:
         status = event.status.value
@@ -332,8 +334,7 @@ class _Family(Subscriber):
 
 def _taken(queue: deque[E]) -> list[E]:
     """What ``queue`` holds now, taken out of it (appends may go on meanwhile)."""
-    take = queue.popleft
-    return [take() for _ in range(len(queue))]
+    return list(itertools.starmap(queue.popleft, itertools.repeat((), len(queue))))
 
 
 _families: dict[CollectorRegistry, _Family] = {}

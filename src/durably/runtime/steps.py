@@ -83,8 +83,10 @@ def step_plan(
         this = Attempt(step.name, seq, attempt, scope.step_since, details)
         started_event = None
         if hooks.step_started or hooks.step_executing:
-            started_event = _started(scope, step, seq, attempt)
-            emit(hooks.step_started, started_event)
+            begun = (scope.run_id, scope.workflow_name, step.name, seq, attempt)
+            started_event = made(StepStarted, begun)
+            if hooks.step_started:
+                emit(hooks.step_started, started_event)
         crashpoints.hit("step.before_body")
         try:
             try:
@@ -208,10 +210,6 @@ def _fail(
         event = _finished(scope, step, seq, attempt, "failed", took, error)
         emit(scope.hooks.step_finished, event)
     return StepFailed(step.name, error, attempt)
-
-
-def _started(scope: Scope, step: Step[Any, Any], seq: int, attempt: int) -> StepStarted:
-    return StepStarted(scope.run_id, scope.workflow_name, step.name, seq, attempt)
 
 
 def _took(scope: Scope) -> float:
