@@ -437,9 +437,9 @@ def test_a_store_error_in_the_gauges_thread_is_logged_and_retried(
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
-    from durably.contrib.prometheus import _Histograms
+    from durably.contrib.prometheus.rows import Histograms
 
-    histogram = _Histograms("probe_seconds", "A probe.", "queue", (0.1, 1, 10))
+    histogram = Histograms("probe_seconds", "A probe.", "queue", (0.1, 1, 10))
     for value in (0.05, 0.1, 0.5, 1, 20):
         histogram.observe(("q",), value)
     (sample_family,) = text_string_to_metric_families(generate_latest_of(histogram.family()))
@@ -453,11 +453,11 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
 
 
 def test_values_observed_in_bulk_land_as_one_by_one() -> None:
-    from durably.contrib.prometheus import _Histograms
+    from durably.contrib.prometheus.rows import Histograms
 
     values = [0.05, 0.1, 0.5, 1, 20, 3, 0.2]
     keys: list[tuple[str, ...]] = [("a",), ("b",), ("a",), ("a",), ("b",), ("c",), ("a",)]
-    one, bulk = (_Histograms("probe_seconds", "A probe.", "queue", (0.1, 1, 10)) for _ in "ab")
+    one, bulk = (Histograms("probe_seconds", "A probe.", "queue", (0.1, 1, 10)) for _ in "ab")
     for key, value in zip(keys, values, strict=True):
         one.observe(key, value)
     counts = bulk.observe_all(keys, values)
@@ -486,9 +486,9 @@ def generate_latest_of(family: Any) -> str:
 
 
 def test_events_from_many_threads_add_up_exactly() -> None:
-    from durably.contrib.prometheus import _Family
+    from durably.contrib.prometheus.family import Family
 
-    family = _Family(CollectorRegistry())
+    family = Family(CollectorRegistry())
     event = StepFinished("r", "wf", "s", 0, 1, "completed", 0.001)
     retry = StepFinished("r", "wf", "t", 1, 1, "retrying", 0.5)
 
