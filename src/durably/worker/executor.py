@@ -9,7 +9,6 @@ process, directly once their row is durable. The heartbeat and the chores
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import itertools
 import logging
@@ -24,7 +23,7 @@ from durably.clock import StoreTime
 from durably.committer import Committer
 from durably.errors import LeaseLost, StoreClosed, StoreError
 from durably.handoff import Inbox
-from durably.hooks import Hooks, RunClaimed, RunLost, RunReleased, Scoped, emit
+from durably.hooks import Hooks, RunLost, RunReleased, Scoped, emit
 from durably.records import Claim, WorkerInfo
 from durably.registry import Step
 from durably.retention import Retention
@@ -331,7 +330,7 @@ class Executor:
             return
         hooks = self.hooks
         if hooks.run_claimed or hooks.run_executing:
-            ctx.claimed = self._claimed(claim)
+            ctx.claimed = running.claimed_event(claim, self.owner)
             if hooks.run_claimed:
                 emit(hooks.run_claimed, ctx.claimed)
         if workflow.is_async:
@@ -341,23 +340,6 @@ class Executor:
                 self.inbox.post(self._spawn, ctx)
         else:
             self._pool.submit(self._run_sync, ctx)
-
-    def _claimed(self, claim: Claim) -> RunClaimed:
-        run = claim.run
-        return RunClaimed(
-            run.run_id,
-            run.workflow,
-            run.queue,
-            self.owner,
-            run.attempts,
-            bool(claim.journal),
-            recovered=claim.recovered_from is not None,
-            waited=max(0.0, run.updated_at - run.available_at) if run.available_at else 0.0,
-            parent_id=run.parent_id,
-            trace=run.trace,
-            created_at=run.created_at,
-            started_here=claim.started_here,
-        )
 
     def _spawn(self, ctx: RunContext) -> None:
         self._loop.create_task(self._run_async(ctx))
@@ -411,7 +393,7 @@ class Executor:
         if (waiter := self._waiters.pop(ctx.run_id, None)) is not None:
             waiter.set()
         if ctx.lost or isinstance(done, LeaseLost) or (ending is None and not ctx.broken):
-            self._note_lost(ctx)
+            running.note_lost(self.committer, ctx, self.owner)
             if self.hooks.run_lost:
                 emit(self.hooks.run_lost, RunLost(ctx.run_id, ctx.workflow_name, ctx.lease.epoch))
         elif isinstance(done, Exception) or ctx.broken:
@@ -429,15 +411,6 @@ class Executor:
         # or a parent waiting for this run was woken. Otherwise a claim finds nothing.
         if was_full or ctx.run.parent_id is not None:
             self.poke()
-
-    def _note_lost(self, ctx: RunContext) -> None:
-        """Tell the run's history that this worker lost it (best effort: nobody waits)."""
-        detail = {"worker": self.owner, "epoch": ctx.lease.epoch}
-        with contextlib.suppress(StoreClosed):
-            self.committer.queue(
-                lambda tx: self.store.add_history(tx, ctx.run_id, "lease lost", detail),
-                lambda ok, value: None,
-            )
 
     def cancel_local(self, run_id: str, reason: str) -> None:
         """Tell a run executing here that it was asked to cancel, and why."""

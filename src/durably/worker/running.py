@@ -2,18 +2,21 @@
 
 The executor (:mod:`durably.worker.executor`) decides where a run executes and keeps
 its bookkeeping; this module is what happens in between: decode the input, call the
-workflow, unwind its compensations if it failed, and say how it ended.
+workflow, unwind its compensations if it failed, and say how it ended (to the hooks,
+and to the history when the run was lost).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar, cast
 
 from durably.committer import Committer
-from durably.errors import Interrupted
-from durably.hooks import Hooks, RunEnded, RunSuspended, emit
+from durably.errors import Interrupted, StoreClosed
+from durably.hooks import Hooks, RunClaimed, RunEnded, RunSuspended, emit
+from durably.records import Claim
 from durably.runtime.compensation import interrupted_unwinding, needs_unwinding, unwind
 from durably.runtime.context import RunContext, activate, deactivate
 from durably.runtime.effects import drive_async, drive_sync
@@ -86,6 +89,35 @@ def tell_hooks(hooks: Hooks, ctx: RunContext, ending: Conclusion) -> None:
     elif hooks.run_suspended:
         parked = RunSuspended(ctx.run_id, ctx.workflow_name, ending.status, ending.wake_at)
         emit(hooks.run_suspended, parked)
+
+
+def claimed_event(claim: Claim, owner: str) -> RunClaimed:
+    """What the hooks are told of a claim."""
+    run = claim.run
+    return RunClaimed(
+        run.run_id,
+        run.workflow,
+        run.queue,
+        owner,
+        run.attempts,
+        bool(claim.journal),
+        recovered=claim.recovered_from is not None,
+        waited=max(0.0, run.updated_at - run.available_at) if run.available_at else 0.0,
+        parent_id=run.parent_id,
+        trace=run.trace,
+        created_at=run.created_at,
+        started_here=claim.started_here,
+    )
+
+
+def note_lost(committer: Committer, ctx: RunContext, owner: str) -> None:
+    """Tell the run's history that this worker lost it (best effort: nobody waits)."""
+    detail = {"worker": owner, "epoch": ctx.lease.epoch}
+    with contextlib.suppress(StoreClosed):
+        committer.queue(
+            lambda tx: ctx.store.add_history(tx, ctx.run_id, "lease lost", detail),
+            lambda ok, value: None,
+        )
 
 
 def guarded_task(
