@@ -436,6 +436,16 @@ def test_a_store_error_in_the_gauges_thread_is_logged_and_retried(
     assert record.exc_info is not None and "the database is away" in str(record.exc_info[1])
 
 
+def test_events_are_counted_without_a_scrape(engine: durably.Engine) -> None:
+    registry = CollectorRegistry()
+    with instrument(engine, registry) as metrics:
+        engine.start_workflow(ok, 1).result(timeout=30)
+        family = metrics._family
+        # Nobody scrapes: the registry's own thread counts what was queued.
+        until(lambda: bool(family.attempts.merged()), "the events counted", timeout=5)
+        assert family.attempts.merged() == [(("prom.ok", add_one.name), [2.0])]
+
+
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     from durably.contrib.prometheus.rows import Histograms
 
