@@ -10,10 +10,11 @@ shows the median of --repeat runs. A peer that fails to install or crashes shows
 an error row and the run goes on. Stdlib only; run it with Python 3.11+.
 
 ``--observe`` adds rows of W1 and W2 with durably's observability on: INFO logs to a
-file, Prometheus metrics, OpenTelemetry tracing (the SDK, spans dropped; and the API
-alone, durably's own part). Each process of those rows measures durably with and
-without it in turn (bench/systems/observing.py); the comparison is the extra time of
-the observed segments over the plain ones of the same process, median over processes.
+file (and to a handler that drops them: durably's own part), Prometheus metrics,
+OpenTelemetry tracing (the SDK, spans dropped; and the API alone, durably's own part).
+Each process of those rows measures durably with and without it in turn
+(bench/systems/observing.py); the comparison is the extra time of the observed
+segments over the plain ones of the same process, median over processes.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ OBSERVED = [
     for what, label in (
         ("nothing", "nothing (the pairing's own noise)"),
         ("logs", "INFO logs"),
+        ("logs-dropped", "INFO logs, records dropped by the handler"),
         ("metrics", "metrics"),
         ("tracing", "tracing"),
         ("tracing-api", "tracing, API only (no SDK)"),

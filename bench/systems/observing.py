@@ -49,12 +49,14 @@ class Switch:
 
 
 class Logs(Switch):
-    """INFO logs of every logger to a file, with the run's context on each record."""
+    """INFO logs of every logger to a file, with the run's context on each record.
+    ``dropped``: to a handler that drops each record once it has the run's context (what
+    durably itself costs: the records, their context, the hand-off; no format, no write)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, dropped: bool = False) -> None:
         from durably import logs
 
-        self.handler = logging.FileHandler(workdir / "durably.log")
+        self.handler = Dropped() if dropped else logging.FileHandler(workdir / "durably.log")
         self.handler.addFilter(logs.RunContextFilter())
         self.handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s %(run_id)s: %(message)s")
@@ -70,6 +72,11 @@ class Logs(Switch):
 
     def close(self) -> None:
         self.handler.close()
+
+
+class Dropped(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
 
 
 class Metrics(Switch):
@@ -148,8 +155,8 @@ class Tracing(Switch):
 def switch(engine: durably.Engine, what: str, workdir: Path) -> Switch:
     if what == "nothing":  # both engines plain: what the pairing itself measures
         return Switch()
-    if what == "logs":
-        return Logs(workdir)
+    if what in ("logs", "logs-dropped"):
+        return Logs(workdir, dropped=what == "logs-dropped")
     if what == "metrics":
         return Metrics(engine)
     if what in ("tracing", "tracing-api"):
