@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 import durably  # noqa: E402
 from durably.contrib import prometheus  # noqa: E402
+from durably.contrib.prometheus import family  # noqa: E402
 from durably.hooks import BatchCommitted, StepFinished, Subscriber  # noqa: E402
 
 
@@ -58,7 +59,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(dir=ROOT / "bench"))
     try:
         with durably.Engine(str(workdir / "hooks.db")) as engine:
+            family.FOLD_EVERY = 3600.0  # the metrics count only when told to, timed below
             metrics = prometheus.instrument(engine, CollectorRegistry(), gauge_interval=3600)
+            counting: list[float] = []
             metrics._unsubscribe()  # attached in turn below
             variants: dict[str, Any] = {
                 "nothing": None,
@@ -77,7 +80,9 @@ def main() -> None:
                     for _ in range(3):
                         engine.start_workflow(chain, 200).result(60)
                     if subscriber is metrics._family:
+                        began = time.thread_time()
                         metrics._family.fold()  # the counting, inside the time
+                        counting.append((time.thread_time() - began) / 600 * 1e6)
                     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                     samples[name].append((cpu / 600 * 1e6, wall / 600 * 1e6))
                     if detach is not None:
@@ -89,6 +94,7 @@ def main() -> None:
         shutil.rmtree(workdir)
     base_cpu = statistics.median(c for c, _ in samples["nothing"])
     base_wall = statistics.median(w for _, w in samples["nothing"])
+    print(f"The metrics' counting alone (their fold): {statistics.median(counting):.2f} µs/step\n")
     print("| subscribers | CPU µs/step | vs nothing | wall µs/step | vs nothing |")
     print("|---|---|---|---|---|")
     for name, values in samples.items():
