@@ -446,6 +446,21 @@ def test_events_are_counted_without_a_scrape(engine: durably.Engine) -> None:
         assert family.attempts.merged() == [(("prom.ok", add_one.name), [2.0])]
 
 
+def test_the_counting_thread_outlives_an_event_it_cannot_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from durably.contrib.prometheus.family import Family
+
+    family = Family(CollectorRegistry())
+    try:
+        family.run_started(object())  # type: ignore[arg-type]  # not an event
+        until(lambda: "counting the events failed" in caplog.text, "the failure logged", 5)
+        family.step_finished(StepFinished("r", "wf", "s", 0, 1, "completed", 0.001))
+        until(lambda: bool(family.attempts.merged()), "the next events counted", 5)
+    finally:
+        family.stop()
+
+
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     from durably.contrib.prometheus.rows import Histograms
 

@@ -164,7 +164,8 @@ class Tracing(hooks.Subscriber):
     def step_executing(self, event: hooks.StepStarted) -> AbstractContextManager[object]:
         parent = otel_context.get_current()
         if not trace.get_current_span(parent).get_span_context().is_valid:
-            parent = self._context_of(event.run_id) or parent  # a thread the run's did not reach
+            # A thread the run's context did not reach: the run's execution span.
+            parent = self._context_of(event.run_id) or parent
         attributes: Attributes = {
             "durably.run.id": event.run_id,
             "durably.workflow.name": event.workflow,

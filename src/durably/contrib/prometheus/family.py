@@ -9,6 +9,7 @@ first. The gauges it exports are read at scrape time from its instruments (see
 from __future__ import annotations
 
 import itertools
+import logging
 import operator
 import threading
 from collections import deque
@@ -44,6 +45,8 @@ _WORKFLOW_STEP = operator.itemgetter(1, 2)  # of a StepFinished
 _STATUS = operator.itemgetter(5)
 _SECONDS = operator.attrgetter("seconds")
 _SIZE = operator.attrgetter("size")
+
+log = logging.getLogger("durably.metrics")
 
 #: What ``queue_stats`` gave, and the store time then: the fleet's gauges as last read.
 Fleet = tuple[list[tuple[str, str, int, float | None]], float]
@@ -110,7 +113,10 @@ class Family(Subscriber):
 
     def _loop(self) -> None:
         while not self._stop.wait(FOLD_EVERY):
-            self.fold()
+            try:
+                self.fold()
+            except Exception:  # those events are lost; the next ones are counted
+                log.exception("metrics: counting the events failed")
 
     def stop(self) -> None:
         self._stop.set()
