@@ -26,6 +26,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import common
+
 import durably
 
 W1_SEGMENT = 100  # workflows per W1 segment
@@ -206,9 +208,6 @@ def result(workload: str, plain: list[float], observed: list[float]) -> dict[str
     if workload == "W1":
         fields.update(wf_per_s=W1_SEGMENT / observed_s, plain_wf_per_s=W1_SEGMENT / plain_s)
     else:
-        from common import W2_STEPS
-
-        fields.update(
-            us_per_step=observed_s / W2_STEPS * 1e6, plain_us_per_step=plain_s / W2_STEPS * 1e6
-        )
+        steps = common.W2_STEPS
+        fields.update(us_per_step=observed_s / steps * 1e6, plain_us_per_step=plain_s / steps * 1e6)
     return fields
