@@ -461,6 +461,28 @@ def test_the_counting_thread_outlives_an_event_it_cannot_count(
         family.stop()
 
 
+def test_a_fold_counts_the_steps_of_one_name_and_of_several_alike() -> None:
+    from durably.contrib.prometheus.family import Family
+
+    family = Family(CollectorRegistry())
+    family.stop()  # folded here only
+    one = [StepFinished("r", "wf", "a", n, 1, "completed", n / 100) for n in range(3)]
+    for event in one:
+        family.step_finished(event)
+    family.fold()
+    mixed = [StepFinished("r", "wf", "b", 0, 1, "retrying", 2.0), *one[:2]]
+    for event in mixed:
+        family.step_finished(event)
+    family.fold()
+    assert family.attempts.merged() == [(("wf", "a"), [5.0]), (("wf", "b"), [1.0])]
+    assert family.retries.merged() == [(("wf", "b"), [1.0])]
+    seconds = dict(family.step_seconds.merged())
+    # 0 s and 10 ms twice, 20 ms once: in the buckets of <= 1 ms, <= 10 ms, <= 25 ms
+    assert seconds["wf", "a"][:4] == [2, 0, 2, 1] and sum(seconds["wf", "a"][:-1]) == 5
+    assert seconds["wf", "a"][-1] == pytest.approx(0.04)
+    assert sum(seconds["wf", "b"][:-1]) == 1 and seconds["wf", "b"][-1] == 2.0
+
+
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     from durably.contrib.prometheus.rows import Histograms
 
@@ -485,15 +507,15 @@ def test_values_observed_in_bulk_land_as_one_by_one() -> None:
     one, bulk = (Histograms("probe_seconds", "A probe.", "queue", (0.1, 1, 10)) for _ in "ab")
     for key, value in zip(keys, values, strict=True):
         one.observe(key, value)
-    counts = bulk.observe_all(keys, values)
+    counts = bulk.observe_each(keys, values)
     assert bulk.merged() == one.merged()
     assert counts == {("a",): 4, ("b",): 2, ("c",): 1}
-    bulk.observe_all(("a",), [0.3, 30])  # one key for all
-    one.observe(("a",), 0.3)
-    one.observe(("a",), 30)
+    bulk.observe_all(("a",), [30, 0.3, 0.1, 1, 10])  # one key for all, bounds included
+    for value in (30, 0.3, 0.1, 1, 10):
+        one.observe(("a",), value)
     assert bulk.merged() == one.merged()
-    bulk.observe_few(("d",), [1, 1, 2, 500])
-    for value in (1, 1, 2, 500):
+    bulk.observe_all(("d",), [1, 1, 2, 500, 0])
+    for value in (1, 1, 2, 500, 0):
         one.observe(("d",), value)
     assert bulk.merged() == one.merged()
 

@@ -8,11 +8,9 @@ first. The gauges it exports are read at scrape time from its instruments (see
 
 from __future__ import annotations
 
-import itertools
 import logging
 import operator
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,7 +39,8 @@ _WAIT_SECONDS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 
 _COMMIT_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 _BATCH_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 FOLD_EVERY = 0.5  # seconds between two folds of the events into the metrics
-_WORKFLOW_STEP = operator.itemgetter(1, 2)  # of a StepFinished
+_WORKFLOW, _STEP = operator.itemgetter(1), operator.itemgetter(2)  # of a StepFinished
+_WORKFLOW_STEP = operator.itemgetter(1, 2)
 _STATUS = operator.itemgetter(5)
 _SECONDS = operator.attrgetter("seconds")
 _SIZE = operator.attrgetter("size")
@@ -61,9 +60,9 @@ class Family(Subscriber):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self._steps: deque[StepFinished] = deque()
-        self._commits: deque[BatchCommitted] = deque()
-        self._events: deque[object] = deque()  # the events of runs and schedules
+        self._steps: list[StepFinished] = []
+        self._commits: list[BatchCommitted] = []
+        self._events: list[object] = []  # the events of runs and schedules
         self.step_finished = self._steps.append  # type: ignore[assignment]
         self.batch_committed = self._commits.append  # type: ignore[assignment]
         self.run_started = self.run_claimed = self.run_ended = self._events.append  # type: ignore[assignment]
@@ -133,7 +132,7 @@ class Family(Subscriber):
                 self._steps_finished(steps)
             if commits:
                 self.commit_seconds.observe_all((), list(map(_SECONDS, commits)))
-                self.batch_size.observe_few((), list(map(_SIZE, commits)))
+                self.batch_size.observe_all((), list(map(_SIZE, commits)))
 
     def describe(self) -> list[Metric]:
         return [*(m.family() for m in self._counted), *self._gauges()]
@@ -186,10 +185,15 @@ class Family(Subscriber):
             self.recovered.inc((event.workflow, event.queue))
 
     def _steps_finished(self, events: list[StepFinished]) -> None:
-        keys = list(map(_WORKFLOW_STEP, events))
-        counts = self.step_seconds.observe_all(keys, list(map(_SECONDS, events)))
-        for key, count in counts.items():
-            self.attempts.inc(key, count)  # an attempt counts once it finished
+        seconds = list(map(_SECONDS, events))
+        if len(set(map(_WORKFLOW, events))) == 1 == len(set(map(_STEP, events))):  # one step's
+            key = _WORKFLOW_STEP(events[0])
+            self.step_seconds.observe_all(key, seconds)
+            self.attempts.inc(key, len(events))  # an attempt counts once it finished
+        else:
+            keys = list(map(_WORKFLOW_STEP, events))
+            for key, count in self.step_seconds.observe_each(keys, seconds).items():
+                self.attempts.inc(key, count)
         if "retrying" in map(_STATUS, events):
             for event in events:
                 if event.status == "retrying":
@@ -210,6 +214,9 @@ class Family(Subscriber):
             self.ticks.inc((event.workflow, outcome), getattr(event, outcome))
 
 
-def _taken(queue: deque[E]) -> list[E]:
-    """What ``queue`` holds now, taken out of it (appends may go on meanwhile)."""
-    return list(itertools.starmap(queue.popleft, itertools.repeat((), len(queue))))
+def _taken(queue: list[E]) -> list[E]:
+    """What ``queue`` holds now, taken out of it (appends may go on meanwhile: each of
+    the two steps is one operation under the interpreter's lock, and appends go last)."""
+    taken = queue[:]
+    del queue[: len(taken)]
+    return taken

@@ -60,36 +60,33 @@ class Histograms(Rows):
         row[bisect.bisect_left(self.bounds, value)] += 1  # the first bound >= value
         row[-1] += value
 
-    def observe_all(self, keys: list[Key] | Key, values: list[float]) -> Counter[Key]:
-        """:meth:`observe` each value under its key (the one at its index, or ``keys``
-        for all), counting in bulk; returns how many values each key got."""
+    def observe_all(self, key: Key, values: list[float]) -> None:
+        """:meth:`observe` each of ``values`` under ``key``, in bulk: sorted (in place),
+        a bucket's count is how many of them its bound passes."""
+        row = self.row(key)
+        values.sort()
+        below = 0
+        for bucket, bound in enumerate(self.bounds):
+            up_to = bisect.bisect_right(values, bound, below)
+            row[bucket] += up_to - below
+            below = up_to
+        row[len(self.bounds)] += len(values) - below
+        row[-1] += sum(values)
+
+    def observe_each(self, keys: list[Key], values: list[float]) -> Counter[Key]:
+        """:meth:`observe` each value under the key at its index, counting in bulk;
+        returns how many values each key got."""
         buckets = map(bisect.bisect_left, itertools.repeat(self.bounds), values)
-        if isinstance(keys, tuple):
-            row = self.row(keys)
-            for bucket, count in Counter(buckets).items():
-                row[bucket] += count
-            row[-1] += sum(values)
-            return Counter({keys: len(values)})
         counts: Counter[Key] = Counter()
         for (key, bucket), count in Counter(zip(keys, buckets, strict=True)).items():
             self.row(key)[bucket] += count
             counts[key] += count
-        if len(counts) == 1:
-            sums = {keys[0]: sum(values)}
-        else:
-            sums = dict.fromkeys(counts, 0.0)
-            for key, value in zip(keys, values, strict=True):
-                sums[key] += value
+        sums = dict.fromkeys(counts, 0.0)
+        for key, value in zip(keys, values, strict=True):
+            sums[key] += value
         for key, total in sums.items():
             self.row(key)[-1] += total
         return counts
-
-    def observe_few(self, key: Key, values: list[float]) -> None:
-        """:meth:`observe` values that are mostly the same few under one key."""
-        row = self.row(key)
-        for value, count in Counter(values).items():
-            row[bisect.bisect_left(self.bounds, value)] += count
-            row[-1] += value * count
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
