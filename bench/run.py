@@ -108,6 +108,7 @@ OBSERVED = [
         ("logs", "INFO logs"),
         ("logs-dropped", "INFO logs, records dropped by the handler"),
         ("metrics", "metrics"),
+        ("metrics-events", "metrics' events only, dropped (the engine's part)"),
         ("tracing", "tracing"),
         ("tracing-api", "tracing, API only (no SDK)"),
     )
