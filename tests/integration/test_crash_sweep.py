@@ -77,13 +77,20 @@ def by_the_hour() -> int:
 
 
 def test_a_correct_workflow_survives_a_crash_at_every_checkpoint() -> None:
-    report = crash_sweep(order, 4)
-    assert report.ok and report.outcome == "returned 90"
-    points = {p.point.partition(":")[0] for p in report.points}
-    assert {"step.before_body", "step.after_body", "step.after_checkpoint"} <= points
-    assert {"commit.before", "commit.after", "claim.after", "run.before_finish"} <= points
-    assert all(p.outcome in ("returned 90", "not reached") for p in report.points)
-    assert sum(p.outcome == "returned 90" for p in report.points) >= 10
+    for _ in range(3):
+        report = crash_sweep(order, 4)
+        assert report.ok and report.outcome == "returned 90"
+        points = {p.point.partition(":")[0] for p in report.points}
+        assert {"step.before_body", "step.after_body", "step.after_checkpoint"} <= points
+        assert {"claim.after", "run.before_finish"} <= points
+        assert all(p.outcome in ("returned 90", "not reached") for p in report.points)
+        assert sum(p.outcome == "returned 90" for p in report.points) >= 10
+        # A run's commits count as its points when its own thread leads them (Passes);
+        # rarely (1 sweep in ~50 here), another thread leading a commit at the time
+        # takes all of this short run's writes into its own.
+        if {"commit.before", "commit.after"} <= points:
+            break
+    assert {"commit.before", "commit.after"} <= points
 
 
 def test_a_branch_on_the_wall_clock_is_reported_where_it_diverges() -> None:
