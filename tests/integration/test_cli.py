@@ -98,13 +98,20 @@ def double_it(x: int) -> int:
 """
 
 
-@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGINT])
-def test_worker_executes_runs_until_signalled(tmp_path: Path, stop_with: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("stop_with", "named"),
+    [(signal.SIGTERM, ":engine"), (signal.SIGINT, ":engine"), (signal.SIGTERM, "")],
+)
+def test_worker_executes_runs_until_signalled(
+    tmp_path: Path, stop_with: signal.Signals, named: str
+) -> None:
+    """``--app MODULE:ENGINE`` runs that engine; ``--app MODULE`` with no store configured
+    runs the one engine the module defines (its database, not the default one)."""
     suffix = uuid.uuid4().hex[:8]
     flows, name, db = f"flows_{suffix}", f"cli_test.double.{suffix}", str(tmp_path / "w.db")
     (tmp_path / f"{flows}.py").write_text(FLOWS.format(name=name))
     (tmp_path / f"app_{suffix}.py").write_text(APP.format(flows=flows, db=db))
-    command = ["worker", f"--app=app_{suffix}:engine", "--concurrency", "2"]
+    command = ["worker", f"--app=app_{suffix}{named}", "--concurrency", "2"]
     worker = subprocess.Popen(
         [sys.executable, "-m", "durably.cli", *command],
         cwd=tmp_path,
@@ -173,6 +180,21 @@ def test_bad_app_is_a_usage_error(
     assert done.code == USAGE, done
     assert "Invalid value for '--app'" in done.err
     assert message.format(mod=mod) in done.err
+
+
+def test_a_module_of_two_engines_needs_one_named(app_dir: Path) -> None:
+    mod = f"twoapp_{uuid.uuid4().hex[:8]}"
+    source = "import durably\nfirst = durably.Engine('a.db')\nsecond = durably.Engine('b.db')\n"
+    (app_dir / f"{mod}.py").write_text(source)
+    try:
+        done = cli("worker", "--app", mod)
+        assert done.code == USAGE, done
+        assert f"define 2 engines ({mod}:first, {mod}:second)" in done.err
+        assert "--app MODULE:ENGINE" in done.err
+    finally:
+        module = sys.modules.pop(mod)
+        module.first.close()
+        module.second.close()
 
 
 def test_worker_needs_an_app(app_dir: Path) -> None:

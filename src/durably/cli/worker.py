@@ -69,9 +69,10 @@ def _where(exc: BaseException) -> str:
 
 
 def worker_engine(config: Config) -> Engine:
-    """The engine ``durably worker`` runs: the app's own (``module:engine``) with the
-    configuration's settings applied, or one made from the configuration, after every
-    ``--app`` module is imported."""
+    """The engine ``durably worker`` runs: the app's own (``module:engine``, or the one
+    engine its modules define when no store is configured) with the configuration's
+    settings applied, or one made from the configuration, after every ``--app`` module
+    is imported."""
     apps = config.get("app", ())
     if not apps:
         raise Failure(
@@ -81,13 +82,22 @@ def worker_engine(config: Config) -> Engine:
         )
     try:
         engines = [load_engine(a) for a in apps if ":" in a]
-        for module in (a for a in apps if ":" not in a):
-            import_module(module)
+        modules = [import_module(a) for a in apps if ":" not in a]
     except click.BadParameter as exc:
         exc.param_hint = "'--app'"
         raise
     if len(engines) > 1:
         raise Failure(f"--app names {len(engines)} engines; a worker runs one", USAGE)
+    if not engines and not config.given("store"):
+        defined = _defined(modules)
+        if len(defined) > 1:
+            names = ", ".join(defined)
+            raise Failure(
+                f"the --app modules define {len(defined)} engines ({names}): name the one "
+                "to run (--app MODULE:ENGINE) or give --store",
+                USAGE,
+            )
+        engines = list(defined.values())
     retention = config.retention()
     if engines:
         engine = engines[0]
@@ -110,6 +120,17 @@ def worker_engine(config: Config) -> Engine:
         worker_id=config.get("worker_id"),
         retention=None if retention is None else Retention(**retention),
     )
+
+
+def _defined(modules: list[Any]) -> dict[str, Engine]:
+    """The engines the modules define at their top level, by ``module:name`` (an engine
+    defined under two names once)."""
+    found: dict[str, Engine] = {}
+    for module in modules:
+        for name, value in vars(module).items():
+            if isinstance(value, Engine) and all(value is not e for e in found.values()):
+                found[f"{module.__name__}:{name}"] = value
+    return found
 
 
 def _value(config: Config, key: str) -> Any:
