@@ -3,7 +3,9 @@ with no step body run and nothing written."""
 
 from __future__ import annotations
 
+import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +143,22 @@ def test_the_command_exits_1_on_a_divergence(
     found = changed.json()
     assert found["checked"] == 2 and {d["position"] for d in found["divergences"]} == {1}
     assert cli("replay-check", "--store", url).code == 3  # no --app
+
+
+def test_the_command_reads_the_database_of_the_apps_engine(
+    store_url: str, recorded: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    elsewhere = tmp_path / "elsewhere"  # not where the default store would be
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("DURABLY_STORE", raising=False)
+    module = f"replay_app_{uuid.uuid4().hex[:8]}"
+    engine = f"engine = durably.Engine({store_url!r}, execute=False)\n"
+    (elsewhere / f"{module}.py").write_text(APP + engine)
+    try:
+        for app in (module, f"{module}:engine"):  # no --store: the app's engine's database
+            done = cli("replay-check", "--app", app)
+            assert done.code == 0 and "2 run(s) replayed, 0 divergence(s)" in done.err, done
+    finally:
+        sys.modules.pop(module).engine.close()

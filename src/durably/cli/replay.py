@@ -8,7 +8,7 @@ import click
 
 from durably.cli.output import FAILED, USAGE, Failure, note
 from durably.cli.session import Session, common, with_session
-from durably.cli.worker import import_module
+from durably.cli.worker import app_engine
 from durably.testing.replay import replay_check as check
 
 
@@ -39,9 +39,10 @@ def replay_check(s: Session, patterns: tuple[str, ...], sample: int) -> None:
     apps = s.config.get("app", ())
     if not apps:
         raise Failure("replay-check needs --app: the module(s) of the workflows to check", USAGE)
-    for app in apps:
-        import_module(app.partition(":")[0])
-    report = check(s.engine(), patterns or None, sample)
+    engine = app_engine(s.config, "replay-check reads one database")
+    if engine is None or s.config.given("store"):  # a store given wins: a copy, say
+        engine = s.engine()
+    report = check(engine, patterns or None, sample)
     note(f"{report.checked} run(s) replayed, {len(report.divergences)} divergence(s)")
     for workflow, count in sorted(report.unknown.items()):
         note(f"{count} run(s) of {workflow!r} not checked: --app does not define it")

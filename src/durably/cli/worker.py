@@ -68,6 +68,32 @@ def _where(exc: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
+def app_engine(config: Config, one: str) -> Engine | None:
+    """Import the ``--app`` modules; the engine they name (``MODULE:ENGINE``) or, with
+    no store configured, the one engine they define; None if neither. ``one`` ends the
+    message when they name several (what the command does with one)."""
+    apps = config.get("app", ())
+    try:
+        engines = [load_engine(a) for a in apps if ":" in a]
+        modules = [import_module(a) for a in apps if ":" not in a]
+    except click.BadParameter as exc:
+        exc.param_hint = "'--app'"
+        raise
+    if len(engines) > 1:
+        raise Failure(f"--app names {len(engines)} engines; {one}", USAGE)
+    if not engines and not config.given("store"):
+        defined = _defined(modules)
+        if len(defined) > 1:
+            names = ", ".join(defined)
+            raise Failure(
+                f"the --app modules define {len(defined)} engines ({names}): name the one "
+                "to use (--app MODULE:ENGINE) or give --store",
+                USAGE,
+            )
+        engines = list(defined.values())
+    return engines[0] if engines else None
+
+
 def worker_engine(config: Config) -> Engine:
     """The engine ``durably worker`` runs: the app's own (``module:engine``, or the one
     engine its modules define when no store is configured) with the configuration's
@@ -80,27 +106,9 @@ def worker_engine(config: Config) -> Engine:
             "MODULE:ENGINE (also DURABLY_APP, or app = [...] in [tool.durably])",
             USAGE,
         )
-    try:
-        engines = [load_engine(a) for a in apps if ":" in a]
-        modules = [import_module(a) for a in apps if ":" not in a]
-    except click.BadParameter as exc:
-        exc.param_hint = "'--app'"
-        raise
-    if len(engines) > 1:
-        raise Failure(f"--app names {len(engines)} engines; a worker runs one", USAGE)
-    if not engines and not config.given("store"):
-        defined = _defined(modules)
-        if len(defined) > 1:
-            names = ", ".join(defined)
-            raise Failure(
-                f"the --app modules define {len(defined)} engines ({names}): name the one "
-                "to run (--app MODULE:ENGINE) or give --store",
-                USAGE,
-            )
-        engines = list(defined.values())
+    engine = app_engine(config, "a worker runs one")
     retention = config.retention()
-    if engines:
-        engine = engines[0]
+    if engine is not None:
         settings = {"concurrency": "workers", "queues": "queues", "workflows": "workflows"}
         for key, attribute in [*settings.items(), ("worker_id", "worker_id")]:
             if config.given(key):
