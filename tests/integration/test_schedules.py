@@ -150,7 +150,7 @@ def test_cancel_other_cancels_the_running_one(kit: TestEngine) -> None:
     eventually(lambda: engine.schedules.get("latest").last_run_id != first)  # a newer one
     engine.schedules.pause("latest")  # ticks come every virtual second: hold them
     runs = sorted(engine.list_runs(workflow="sched.waits"), key=lambda r: r.run_id)
-    assert len(runs) >= 2 and runs[0].run_id == first
+    assert first in [r.run_id for r in runs[:-1]]  # (earlier ticks may have run before it)
     # Each tick cancelled the run before it; the newest goes on (or was just cancelled,
     # its successor buffered until the pause ends): never two at once.
     assert all(r.status is RunStatus.CANCELLED for r in runs[:-1])
