@@ -98,7 +98,7 @@ class Metrics(Switch):
         self.metrics = prometheus.instrument(engine, CollectorRegistry())
         self.metrics._unsubscribe()
         self.family = self.metrics._family  # the subscriber instrument() attached
-        self.subscriber: Subscriber = Dropping() if events_only else self.family
+        self.subscriber: Subscriber = Dropping(self.family) if events_only else self.family
         self.detach = lambda: None
 
     def on(self) -> None:
@@ -116,12 +116,13 @@ class Metrics(Switch):
 
 
 class Dropping(Subscriber):
-    """Subscribed to the events the metrics count; drops each (``len``, a C call)."""
+    """Subscribed to the events ``like`` takes (its callbacks are instance attributes);
+    drops each (``len``, a C call)."""
 
-    def __init__(self) -> None:
-        for name in ("run_started", "run_claimed", "run_ended", "run_lost", "ticks_decided"):
-            setattr(self, name, len)
-        self.step_finished = self.batch_committed = len  # type: ignore[assignment]
+    def __init__(self, like: Subscriber) -> None:
+        for name in vars(like):
+            if hasattr(Subscriber, name):
+                setattr(self, name, len)
 
 
 class Tracing(Switch):

@@ -86,8 +86,8 @@ def test_a_correct_workflow_survives_a_crash_at_every_checkpoint() -> None:
         assert all(p.outcome in ("returned 90", "not reached") for p in report.points)
         assert sum(p.outcome == "returned 90" for p in report.points) >= 10
         # A run's commits count as its points when its own thread leads them (Passes);
-        # rarely (1 sweep in ~50 here), another thread leading a commit at the time
-        # takes all of this short run's writes into its own.
+        # rarely (1 sweep in ~50 here) none did, most likely because another thread's
+        # commit took this short run's writes into its batch.
         if {"commit.before", "commit.after"} <= points:
             break
     assert {"commit.before", "commit.after"} <= points

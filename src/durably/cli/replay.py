@@ -39,7 +39,7 @@ def replay_check(s: Session, patterns: tuple[str, ...], sample: int) -> None:
     apps = s.config.get("app", ())
     if not apps:
         raise Failure("replay-check needs --app: the module(s) of the workflows to check", USAGE)
-    engine = app_engine(s.config, "replay-check reads one database")
+    engine = app_engine(s.config)
     if engine is None or s.config.given("store"):  # a store given wins: a copy, say
         engine = s.engine()
     report = check(engine, patterns or None, sample)

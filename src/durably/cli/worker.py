@@ -68,10 +68,9 @@ def _where(exc: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
-def app_engine(config: Config, one: str) -> Engine | None:
+def app_engine(config: Config) -> Engine | None:
     """Import the ``--app`` modules; the engine they name (``MODULE:ENGINE``) or, with
-    no store configured, the one engine they define; None if neither. ``one`` ends the
-    message when they name several (what the command does with one)."""
+    no store configured, the one engine they define; None if neither."""
     apps = config.get("app", ())
     try:
         engines = [load_engine(a) for a in apps if ":" in a]
@@ -80,7 +79,7 @@ def app_engine(config: Config, one: str) -> Engine | None:
         exc.param_hint = "'--app'"
         raise
     if len(engines) > 1:
-        raise Failure(f"--app names {len(engines)} engines; {one}", USAGE)
+        raise Failure(f"--app names {len(engines)} engines; name one", USAGE)
     if not engines and not config.given("store"):
         defined = _defined(modules)
         if len(defined) > 1:
@@ -106,7 +105,7 @@ def worker_engine(config: Config) -> Engine:
             "MODULE:ENGINE (also DURABLY_APP, or app = [...] in [tool.durably])",
             USAGE,
         )
-    engine = app_engine(config, "a worker runs one")
+    engine = app_engine(config)
     retention = config.retention()
     if engine is not None:
         settings = {"concurrency": "workers", "queues": "queues", "workflows": "workflows"}
