@@ -110,6 +110,7 @@ OBSERVED = [
         ("metrics", "metrics"),
         ("metrics-events", "metrics' events only, dropped (the engine's part)"),
         ("tracing", "tracing"),
+        ("tracing-sampled", "tracing, one trace in ten sampled"),
         ("tracing-api", "tracing, API only (no SDK)"),
     )
 ]

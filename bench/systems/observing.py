@@ -128,9 +128,13 @@ class Dropping(Subscriber):
 class Tracing(Switch):
     """durably.contrib.otel with the SDK, a batch span processor and an exporter that
     drops the spans; the processor's batch is exported at the end of each segment.
-    ``api_only``: with the API's no-op provider instead (what durably itself costs)."""
+    ``api_only``: with the API's no-op provider instead (what durably itself costs).
+    ``sampled``: the SDK keeping one trace in ten (``ParentBased(TraceIdRatioBased(0.1))``,
+    the sampler docs/tracing.md suggests)."""
 
-    def __init__(self, engine: durably.Engine, api_only: bool = False) -> None:
+    def __init__(
+        self, engine: durably.Engine, api_only: bool = False, sampled: bool = False
+    ) -> None:
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import (
@@ -138,6 +142,7 @@ class Tracing(Switch):
             SpanExporter,
             SpanExportResult,
         )
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
         from durably.contrib import otel
 
@@ -147,7 +152,8 @@ class Tracing(Switch):
 
         self.provider: TracerProvider | None = None
         if not api_only:
-            self.provider = TracerProvider()
+            sampler = ParentBased(TraceIdRatioBased(0.1)) if sampled else None
+            self.provider = TracerProvider(sampler=sampler)
             self.provider.add_span_processor(BatchSpanProcessor(Drop()))
         self.engine, self.otel = engine, otel
         self.tracer_provider = self.provider or trace.NoOpTracerProvider()
@@ -176,8 +182,8 @@ def switch(engine: durably.Engine, what: str, workdir: Path) -> Switch:
         return Logs(workdir, dropped=what == "logs-dropped")
     if what in ("metrics", "metrics-events"):
         return Metrics(engine, events_only=what == "metrics-events")
-    if what in ("tracing", "tracing-api"):
-        return Tracing(engine, api_only=what == "tracing-api")
+    if what in ("tracing", "tracing-api", "tracing-sampled"):
+        return Tracing(engine, api_only=what == "tracing-api", sampled=what == "tracing-sampled")
     raise SystemExit(f"unknown observability {what!r}")
 
 
