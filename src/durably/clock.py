@@ -11,9 +11,11 @@ offset measured to the database's. A test swaps in a clock of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -46,6 +48,11 @@ class Clock(Protocol):
         """Await ``awaitable``; cancel it and raise :class:`TimeoutError` after ``seconds``."""
         ...
 
+    def steady(self) -> AbstractContextManager[object]:
+        """Inside, the clock makes no jump (a test's clock waits to move; the host's
+        never jumps on purpose): two readings of it and the store's time agree."""
+        ...
+
 
 _monotonic = time.monotonic
 
@@ -71,6 +78,9 @@ class SystemClock:
     async def within_async(self, awaitable: Awaitable[T], seconds: float) -> T:
         return await asyncio.wait_for(awaitable, seconds)
 
+    def steady(self) -> AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
     def __repr__(self) -> str:
         return "SystemClock()"
 
@@ -92,10 +102,16 @@ class StoreTime:
         self.offset = 0.0  # the store's time minus this clock's
 
     def measure(self) -> None:
-        """Read the store's time and remember its offset (halfway through the read)."""
-        before = self.clock.time()
-        store = self._read_store()
-        self.offset = store - (before + self.clock.time()) / 2
+        """Read the store's time and remember its offset (halfway through the read).
+
+        The clock holds still meanwhile: a test's clock that jumped mid-read (the store
+        moving first, then this clock) would leave the offset wrong by up to the jump,
+        and every timer set with it until the next measure."""
+        with self.clock.steady():
+            before = self.clock.time()
+            store = self._read_store()
+            after = self.clock.time()
+        self.offset = store - (before + after) / 2
 
     def now(self) -> float:
         return self.clock.time() + self.offset

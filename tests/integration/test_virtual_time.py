@@ -123,6 +123,34 @@ def test_without_auto_skip_time_moves_only_when_told(kit_store: str) -> None:
         engine.close()
 
 
+def test_the_store_time_measured_during_jumps_stays_right(kit_store: str) -> None:
+    """The worker measures the store's time against its clock (a heartbeat does, every
+    third of a lease); a jump in the middle of that reading used to leave the offset
+    wrong by half the jump or all of it, and a retry's backoff set with it lost an hour."""
+    engine = TestEngine(kit_store, auto_skip=False)
+    try:
+        assert engine.executor is not None
+        store_time, readings, done = engine.executor.time, [], threading.Event()
+
+        def measure() -> None:
+            while not done.is_set():
+                store_time.measure()
+                readings.append(store_time.offset)
+
+        measuring = threading.Thread(target=measure)
+        measuring.start()
+        try:
+            for _ in range(200):
+                engine.clock.advance("1h")
+        finally:
+            done.set()
+            measuring.join()
+        assert len(readings) > 20
+        assert max(abs(offset) for offset in readings) < 60  # one host: its clocks agree
+    finally:
+        engine.close()
+
+
 hung, release = threading.Event(), threading.Event()
 
 

@@ -103,6 +103,9 @@ class VirtualClock:
             raise TimeoutError(f"no result within {seconds:g}s of this clock")
         return task.result()
 
+    def steady(self) -> contextlib.AbstractContextManager[object]:
+        return self._advancing  # held by each jump, the store's part of it included
+
     # -- control ------------------------------------------------------------------
     def advance(self, duration: str | float | timedelta) -> float:
         """Move the clock forward by ``duration`` (``"2h"``, seconds, a timedelta) at once;
