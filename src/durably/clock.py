@@ -11,11 +11,10 @@ offset measured to the database's. A test swaps in a clock of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -49,8 +48,8 @@ class Clock(Protocol):
         ...
 
     def steady(self) -> AbstractContextManager[object]:
-        """Inside, the clock makes no jump (a test's clock waits to move; the host's
-        never jumps on purpose): two readings of it and the store's time agree."""
+        """Inside, this clock makes no jump (a test's clock waits to move; the host's is
+        never moved on purpose): readings of it and of the store's time agree."""
         ...
 
 
@@ -79,7 +78,7 @@ class SystemClock:
         return await asyncio.wait_for(awaitable, seconds)
 
     def steady(self) -> AbstractContextManager[object]:
-        return contextlib.nullcontext()
+        return nullcontext()
 
     def __repr__(self) -> str:
         return "SystemClock()"
