@@ -1,10 +1,12 @@
 """durably.contrib.otel: a run's spans form one trace from its caller to its steps, across
-processes and children, a late resumption starts a linked trace, replay adds no span."""
+processes, children and a worker killed mid-run, a late resumption starts a linked trace,
+replay adds no span."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -109,6 +111,21 @@ def fanout() -> list[int]:
 @durably.workflow(name="otel.waiter")
 def waiter() -> Any:
     return durably.wait_for_signal("go", timeout="30s")
+
+
+@durably.step("otel.prepare")
+def prepare(x: int) -> int:
+    return x * 3
+
+
+@durably.step("otel.finish")
+def finish(x: int) -> int:
+    return x + 1  # in data/otel_worker.py, where the first attempt hangs until killed
+
+
+@durably.workflow(name="otel.recovered")
+def recovered(x: int) -> int:
+    return finish(prepare(x))
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -235,6 +252,52 @@ def test_a_run_started_here_and_executed_by_a_worker_process_is_one_trace(
     assert remote["run otel.remote"]["kind"] == "CONSUMER"
     run_span_hex = remote["run otel.remote"]["span_id"]
     assert remote["step remote_step"]["parent_id"] == run_span_hex
+
+
+def test_a_run_recovered_from_a_killed_worker_stays_in_its_trace(
+    store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with durably.Engine(store_url, execute=False) as client:
+        tracing = instrument(client, provider)
+        with provider.get_tracer("test").start_as_current_span("caller") as caller:
+            handle = client.start_workflow(recovered, 4)
+        tracing.close()
+    (start,) = finished(exporter, "start otel.recovered", handle.run_id)
+    spans_file, stalled = tmp_path / "spans.jsonl", tmp_path / "stalled"
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
+        OTEL_TEST_STALL=str(stalled),
+    )
+    command = [sys.executable, str(WORKER), store_url, handle.run_id, str(spans_file), "2"]
+    doomed = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    try:
+        until(lambda: stalled.exists() or doomed.poll() is not None)
+        assert stalled.exists(), doomed.communicate()[1]
+    finally:
+        doomed.kill()  # SIGKILL, in the second step: its lease held by a dead process
+        doomed.communicate()
+    caplog.set_level(logging.INFO, logger="durably.worker")
+    with traced(store_url) as (engine, survivor, _):
+        assert engine.handle(handle.run_id).result(timeout=30) == 13
+        (run,) = ended(survivor, "otel.recovered", handle.run_id)
+        steps = [s for s in survivor.get_finished_spans() if s.name.startswith("step ")]
+
+    trace_id = caller.get_span_context().trace_id
+    killed = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    # The dead worker's run span and its hung step never ended; its first step did.
+    assert [(s["name"], s["trace_id"]) for s in killed] == [
+        ("step otel.prepare", f"{trace_id:032x}")
+    ]
+    assert ids(run)[0] == trace_id and parent_of(run) == ids(start)[1]
+    assert (run.attributes or {})["durably.run.recovered"] is True
+    assert [s.name for s in steps] == ["step otel.finish"]  # the first one replayed
+    assert parent_of(steps[0]) == ids(run)[1]
+    (line,) = [r for r in caplog.records if "recovered from a worker" in r.getMessage()]
+    assert getattr(line, "run_id", None) == handle.run_id
 
 
 def test_a_resumption_long_after_the_start_is_a_new_trace_linked_to_it(tmp_path: Path) -> None:

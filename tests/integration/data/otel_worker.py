@@ -1,12 +1,15 @@
 """A worker process for tests/integration/test_otel.py: executes one run, traced.
 
-Usage: ``python otel_worker.py STORE RUN_ID SPANS_FILE``. The spans it ends are written
-to SPANS_FILE, one JSON object a line, by a span exporter of its own.
+Usage: ``python otel_worker.py STORE RUN_ID SPANS_FILE [LEASE]``. The spans it ends are
+written to SPANS_FILE, one JSON object a line, by a span exporter of its own. Where the
+environment names a file in ``OTEL_TEST_STALL``, the step ``otel.finish`` creates it and
+hangs: a worker to kill mid-run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -51,11 +54,29 @@ def remote(x: int) -> int:
     return remote_step(x) + 1
 
 
-def main(store: str, run_id: str, spans_file: str) -> None:
+@durably.step("otel.prepare")
+def prepare(x: int) -> int:
+    return x * 3
+
+
+@durably.step("otel.finish")
+def finish(x: int) -> int:
+    if stall := os.environ.get("OTEL_TEST_STALL"):
+        open(stall, "w").close()
+        time.sleep(60)
+    return x + 1
+
+
+@durably.workflow(name="otel.recovered")  # test_otel.py has it too, the hang left out
+def recovered(x: int) -> int:
+    return finish(prepare(x))
+
+
+def main(store: str, run_id: str, spans_file: str, lease: str = "30") -> None:
     open(spans_file, "a", encoding="utf-8").close()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(JsonLines(spans_file)))
-    engine = durably.Engine(store, poll_interval=0.05, shutdown_grace=2)
+    engine = durably.Engine(store, poll_interval=0.05, shutdown_grace=2, lease=float(lease))
     tracing = instrument(engine, provider)  # before launching: it may claim the run at once
     with engine:
         engine.handle(run_id).result(timeout=30)
@@ -70,4 +91,4 @@ def main(store: str, run_id: str, spans_file: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
