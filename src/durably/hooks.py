@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import queue
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
+from durably.deferral import Deferral
 from durably.errors import ErrorInfo
 from durably.records import RunStatus
 
@@ -39,9 +38,6 @@ log = logging.getLogger("durably.hooks")
 #: ``made(Event, (field, ...))`` builds an event from all of its fields in order, in C
 #: (a named tuple's own constructor is a Python function): the hot paths' way.
 made = tuple.__new__
-#: How long the hooks thread waits, once it has delivered everything, before it looks
-#: again: the threads that emit then rarely wake it (it takes what gathered at once).
-LINGER = 0.005
 E = TypeVar("E")
 
 
@@ -244,23 +240,23 @@ class Hooks:
         self.signal_sent: tuple[Callable[[SignalSent], None], ...] = ()
         self.ticks_decided: tuple[Callable[[TicksDecided], None], ...] = ()
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
-        self._deliverer: threading.Thread | None = None  # started by the first deferred event
+        self._deferral = Deferral(_deliver)  # the hooks thread
 
     def after_fork(self) -> None:
         """In a forked child: the parent's hooks thread is not here; start afresh."""
         self._lock = threading.Lock()
-        self._queue = queue.SimpleQueue()
-        self._deliverer = None
+        self._deferral = Deferral(_deliver)
 
     def subscribe(self, subscriber: Subscriber, *, deferred: bool = False) -> Callable[[], None]:
         """Send the events ``subscriber`` overrides to it; returns the unsubscriber.
 
         ``deferred``: its events are handed, in order, to one thread of this engine's
         that calls it there, so the threads that emit (a run's, the writer's) spend a
-        queue append on it whatever it does (logging, metrics). :meth:`flush` waits
-        until what was emitted so far was delivered. ``run_starting`` and the scopes
-        are never deferred: what they return is needed at once.
+        queue append on it whatever it does (logging, metrics); past
+        ``durably.deferral.MAX_PENDING`` waiting, events are dropped and counted.
+        :meth:`flush` waits until what was emitted so far was delivered.
+        ``run_starting`` and the scopes are never deferred: what they return is needed
+        at once.
         """
         chosen = [
             (name, method)
@@ -286,33 +282,12 @@ class Hooks:
     def later(self, listener: Callable[[E], None], event: E) -> None:
         """Call ``listener(event)`` on this engine's hooks thread, after what was handed
         to it before (what deferred subscribers get; see :meth:`subscribe`)."""
-        if self._deliverer is None:
-            with self._lock:
-                if self._deliverer is None:
-                    self._deliverer = threading.Thread(
-                        target=self._deliver, name="durably-hooks", daemon=True
-                    )
-                    self._deliverer.start()
-        self._queue.put((listener, event))
-
-    def _deliver(self) -> None:
-        while True:
-            listener, event = self._queue.get()
-            if listener is None:  # flush: the events before it were delivered
-                event.set()
-                continue
-            emit((listener,), event)
-            if self._queue.empty():
-                time.sleep(LINGER)  # let events gather: one wake-up for many
+        self._deferral.put(listener, event)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the events emitted so far reached their deferred subscribers;
         False if that took longer than ``timeout``."""
-        if self._deliverer is None:
-            return True
-        done = threading.Event()
-        self._queue.put((None, done))
-        return done.wait(timeout)
+        return self._deferral.flush(timeout)
 
 
 def emit(listeners: tuple[Callable[[E], None], ...], event: E) -> None:
@@ -322,6 +297,10 @@ def emit(listeners: tuple[Callable[[E], None], ...], event: E) -> None:
             listener(event)
         except Exception:
             log.exception("a hook subscriber failed on %s", type(event).__name__)
+
+
+def _deliver(listener: Callable[[E], None], event: E) -> None:
+    emit((listener,), event)
 
 
 def carrier(

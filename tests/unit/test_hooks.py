@@ -9,6 +9,7 @@ from collections import deque
 
 import pytest
 
+from durably import deferral
 from durably.hooks import (
     BatchCommitted,
     Hooks,
@@ -119,6 +120,32 @@ def test_deferred_subscribers_hear_in_order_on_the_hooks_thread() -> None:
     assert watcher.seen == [(seq, "durably-hooks") for seq in range(100)]
     unsubscribe()
     assert not hooks.step_started
+
+
+def test_deferred_events_past_the_bound_are_dropped_and_counted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(deferral, "MAX_PENDING", 10)
+    stuck, seen = threading.Event(), []
+
+    class Stuck(Subscriber):  # a log handler writing to a pipe nobody reads
+        def step_started(self, event: StepStarted) -> None:
+            stuck.wait(10)
+            seen.append(event.seq)
+
+    hooks = Hooks()
+    hooks.subscribe(Stuck(), deferred=True)
+    for seq in range(50):
+        emit(hooks.step_started, StepStarted("r1", "wf", "charge", seq, 1))
+    assert len(seen) == 0  # the emitting thread went on all the same
+    stuck.set()
+    assert hooks.flush()
+    assert 10 <= len(seen) <= 11 and seen == sorted(seen)  # the first may have been taken
+    (warning,) = [r for r in caplog.records if "fell behind" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert f"{50 - len(seen)} events dropped" in warning.getMessage()
+    emit(hooks.step_started, StepStarted("r1", "wf", "charge", 50, 1))
+    assert hooks.flush() and seen[-1] == 50  # caught up: delivered again
 
 
 def test_what_must_answer_at_once_is_never_deferred() -> None:
