@@ -60,9 +60,20 @@ class ChildResult:
         )
 
 
+def environment() -> dict[str, str]:
+    """A copy of ``os.environ``, made safely off pytest's main thread (the sweeps run
+    their cases on threads): pytest sets and deletes ``PYTEST_CURRENT_TEST`` meanwhile,
+    and a copy that saw it go fails with KeyError; another try sees it settled."""
+    while True:
+        try:
+            return dict(os.environ)
+        except (KeyError, RuntimeError):
+            continue
+
+
 def child_env(crash_at: str | None = None) -> dict[str, str]:
     """The environment of a child: the repo importable, a crash point armed or not."""
-    env = {k: v for k, v in os.environ.items() if k != crashpoints.ENV}
+    env = {k: v for k, v in environment().items() if k != crashpoints.ENV}
     paths = [str(REPO_ROOT), str(SRC), *filter(None, env.get("PYTHONPATH", "").split(":"))]
     env["PYTHONPATH"] = ":".join(paths)
     if crash_at is not None:

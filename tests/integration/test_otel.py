@@ -20,7 +20,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 import durably
 import durably.logs
@@ -147,6 +147,28 @@ def traced(
     provider.shutdown()
 
 
+def started_by_a_client(
+    store: str, workflow: Any, arg: Any
+) -> tuple[InMemorySpanExporter, Span, durably.RunHandle[Any]]:
+    """A run started inside a span ``caller`` by a client that executes nothing, traced:
+    its spans, the caller's span and the run's handle."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with durably.Engine(store, execute=False) as client:
+        tracing = instrument(client, provider)
+        with provider.get_tracer("test").start_as_current_span("caller") as caller:
+            handle = client.start_workflow(workflow, arg)
+        tracing.close()
+    return exporter, caller, handle
+
+
+def worker_env(**more: str) -> dict[str, str]:
+    """The environment of data/otel_worker.py: durably importable, and ``more``."""
+    path = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, **more)
+
+
 def finished(exporter: InMemorySpanExporter, name: str, run_id: str) -> list[ReadableSpan]:
     return [
         s
@@ -223,21 +245,11 @@ def test_a_run_started_here_and_executed_by_a_worker_process_is_one_trace(
     tmp_path: Path,
 ) -> None:
     store = str(tmp_path / "durably.db")
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with durably.Engine(store, execute=False) as client:
-        tracing = instrument(client, provider)
-        with provider.get_tracer("test").start_as_current_span("caller") as caller:
-            handle = client.start_workflow("otel.remote", 4)  # not imported here
-        tracing.close()
+    exporter, caller, handle = started_by_a_client(store, "otel.remote", 4)  # not imported here
     spans_file = tmp_path / "spans.jsonl"
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
-    )
     done = subprocess.run(
         [sys.executable, str(WORKER), store, handle.run_id, str(spans_file)],
-        env=env,
+        env=worker_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -257,22 +269,11 @@ def test_a_run_started_here_and_executed_by_a_worker_process_is_one_trace(
 def test_a_run_recovered_from_a_killed_worker_stays_in_its_trace(
     store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with durably.Engine(store_url, execute=False) as client:
-        tracing = instrument(client, provider)
-        with provider.get_tracer("test").start_as_current_span("caller") as caller:
-            handle = client.start_workflow(recovered, 4)
-        tracing.close()
+    exporter, caller, handle = started_by_a_client(store_url, recovered, 4)
     (start,) = finished(exporter, "start otel.recovered", handle.run_id)
     spans_file, stalled = tmp_path / "spans.jsonl", tmp_path / "stalled"
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])),
-        OTEL_TEST_STALL=str(stalled),
-    )
     command = [sys.executable, str(WORKER), store_url, handle.run_id, str(spans_file), "2"]
+    env = worker_env(OTEL_TEST_STALL=str(stalled))
     doomed = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
     try:
         until(lambda: stalled.exists() or doomed.poll() is not None)
