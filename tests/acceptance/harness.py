@@ -73,7 +73,8 @@ def environment() -> dict[str, str]:
 
 def child_env(crash_at: str | None = None) -> dict[str, str]:
     """The environment of a child: the repo importable, a crash point armed or not."""
-    env = {k: v for k, v in environment().items() if k != crashpoints.ENV}
+    env = environment()
+    env.pop(crashpoints.ENV, None)
     paths = [str(REPO_ROOT), str(SRC), *filter(None, env.get("PYTHONPATH", "").split(":"))]
     env["PYTHONPATH"] = ":".join(paths)
     if crash_at is not None:
