@@ -7,6 +7,7 @@ Nothing is unpickled to rebuild them.
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass
 from datetime import timedelta
@@ -48,15 +49,38 @@ def describe(exc: BaseException) -> str:
         return f"<unprintable {type(exc).__qualname__}: str() raised {type(inner).__qualname__}>"
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _traceback(exc: BaseException) -> str:
     try:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        summary = traceback.TracebackException.from_exception(exc)
+        if not os.environ.get("DURABLY_DEBUG"):
+            _hide_own_frames(summary, exc)
+        return "".join(summary.format())
     except BaseException:  # a chain too odd to format: keep the frames at least
         try:
             frames = "".join(traceback.format_tb(exc.__traceback__))
         except BaseException:
             frames = ""
         return f"{frames}{type(exc).__qualname__}: {describe(exc)}\n"
+
+
+def _hide_own_frames(summary: traceback.TracebackException, exc: BaseException) -> None:
+    """Leave out durably's own frames (the engine between a workflow and its steps), in the
+    whole chain. An error of durably's own loses them all; any other keeps them where they
+    are all it has (a bug in durably)."""
+    stack = summary.stack
+    theirs = [frame for frame in stack if not frame.filename.startswith(_PACKAGE)]
+    if len(theirs) < len(stack) and (theirs or isinstance(exc, DurablyError)):
+        summary.stack = traceback.StackSummary.from_list(theirs)
+    if summary.__cause__ is not None and exc.__cause__ is not None:
+        _hide_own_frames(summary.__cause__, exc.__cause__)
+    if summary.__context__ is not None and exc.__context__ is not None:
+        _hide_own_frames(summary.__context__, exc.__context__)
+    grouped = getattr(exc, "exceptions", ())  # the summary holds the first 15 of a group
+    for inner, raised in zip(summary.exceptions or (), grouped, strict=False):
+        _hide_own_frames(inner, raised)
 
 
 class DurablyError(Exception):

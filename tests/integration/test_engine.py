@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -192,7 +193,8 @@ def test_failed_run_reports_error_and_retry_resumes(engine: durably.Engine) -> N
         handle.result(timeout=10)
     assert info.value.error_type == "StepFailed"
     assert "warehouse offline" in info.value.error_message
-    assert "RuntimeError" in info.value.remote_traceback
+    assert 'raise RuntimeError("warehouse offline")' in info.value.remote_traceback
+    assert os.path.dirname(durably.__file__) not in info.value.remote_traceback  # theirs only
     run = engine.get_run(handle.run_id)
     assert run.status is RunStatus.FAILED and run.error is not None
     assert [s.status for s in engine.steps(handle.run_id)] == ["completed", "failed"]

@@ -58,10 +58,9 @@ def invoke_sync(
     ).start()
     try:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 return clock.result_within(future, _next_look(step, attempt, clock))
-            except TimeoutError:
-                _check(step, attempt, clock)
+            _check(step, attempt, clock)  # outside the except: the poll is not its cause
     except StepTimeout:
         attempt.abandoned = True
         # Let the body notice and stop before its retry starts beside it; its outcome
@@ -87,12 +86,11 @@ async def invoke_async(
         task = asyncio.ensure_future(body)  # a copy of this context: the attempt is set
         try:
             while True:
-                try:
+                with contextlib.suppress(TimeoutError):
                     return await clock.within_async(
                         asyncio.shield(task), _next_look(step, attempt, clock)
                     )
-                except TimeoutError:
-                    _check(step, attempt, clock)
+                _check(step, attempt, clock)
         except StepTimeout:
             attempt.abandoned = True
             task.cancel()
