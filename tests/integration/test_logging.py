@@ -184,9 +184,12 @@ def test_worker_prints_json_lines(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    first: list[str] = []
     try:
-        assert worker.stdout is not None
-        worker.stdout.readline()  # the banner: it is running
+        assert worker.stderr is not None
+        while not first or "started: store" not in first[-1]:  # it is running
+            first.append(worker.stderr.readline())
+            assert first[-1], "the worker ended before it started"
         engine = durably.Engine(db, execute=False)
         try:
             run = engine.start_workflow(name, 12345)
@@ -194,12 +197,13 @@ def test_worker_prints_json_lines(tmp_path: Path) -> None:
         finally:
             engine.close()
         worker.terminate()
-        _, err = worker.communicate(timeout=30)
+        out, err = worker.communicate(timeout=30)
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
-    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert worker.returncode == 0 and out == ""  # nothing but JSON, all of it on stderr
+    lines = [json.loads(line) for line in [*first, *err.splitlines()] if line.strip()]
     started = [x for x in lines if "started: store" in x["message"]]
     assert started and started[0]["logger"] == "durably.worker"
     about = [x for x in lines if x.get("run_id") == run.run_id]
@@ -208,3 +212,4 @@ def test_worker_prints_json_lines(tmp_path: Path) -> None:
     assert app_line["workflow"] == name and app_line["worker_id"]
     assert any("completed" in x["message"] for x in about if x["logger"] == "durably.worker")
     assert "12345" not in json.dumps(lines)  # no arguments (nor results) at INFO
+    assert any("stopped" in x["message"] for x in lines if x["logger"] == "durably.worker")

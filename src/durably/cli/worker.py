@@ -187,7 +187,11 @@ def worker(s: Session, **flags: Any) -> None:  # fmt: skip
     then unfinished runs are released so other workers continue them at once.
     """
     config = s.reload(flags)
-    logs.configure(config.get("log_level", "INFO"), config.get("log_format", "text"))
+    log_format = config.get("log_format", "text")
+    logs.configure(config.get("log_level", "INFO"), log_format)
+    # With JSON logs every line this process prints is JSON: the banner's facts are in
+    # the INFO lines (started, draining, stopped) and stdout stays empty.
+    say = click.echo if log_format == "text" else lambda line: None
     engine = worker_engine(config)
     port = config.get("metrics_port")
     metrics = None if port is None else _serve_metrics(engine, port)
@@ -205,12 +209,12 @@ def worker(s: Session, **flags: Any) -> None:  # fmt: skip
         workflows = ", ".join(sorted(names)) if names else "none (this worker will execute nothing)"
         served = ", ".join(engine.queues) if engine.queues else "all"
         owner = engine.executor.owner if engine.executor else "?"
-        click.echo(
+        say(
             f"durably worker pid {os.getpid()} ({owner}): store {engine.store!r}, "
             f"concurrency {engine.workers}, queues: {served}, workflows: {workflows}"
         )
         stop.wait()
-        click.echo(
+        say(
             f"durably worker: {received[0]} received; finishing running steps "
             f"(up to {engine.shutdown_grace:g}s), unfinished runs are released for other workers"
         )
@@ -220,7 +224,7 @@ def worker(s: Session, **flags: Any) -> None:  # fmt: skip
         engine.close()
         if metrics is not None:
             metrics.close()
-    click.echo("durably worker: stopped")
+    say("durably worker: stopped")
 
 
 def _serve_metrics(engine: Engine, port: int) -> Any:
