@@ -201,7 +201,8 @@ class RunNotFound(DurablyError):
 
 class IdempotencyConflict(DurablyError):
     """A start reused the run id or idempotency key of a run that is not the one asked
-    for: another workflow, other input, or another parent. Nothing is started."""
+    for: another workflow, other input, another parent, or a run id and an idempotency
+    key of two different runs. Nothing is started."""
 
     def __init__(self, key: str, run_id: str, differs: list[str]) -> None:
         super().__init__(

@@ -253,10 +253,18 @@ class NewRun:
     root_id: str | None = None
     trace: str | None = None  # what a hook gave to store with it (a trace context)
 
-    def check_same(self, existing: RunRow) -> None:
+    def check_same(self, existing: RunRow, *, id_given: bool = True) -> None:
         """Raise :class:`IdempotencyConflict` unless ``existing`` (the run this start's id
-        or key found) is the run it asks for: same workflow, same input, same parent."""
+        or key found) is the run it asks for: same workflow, same input, same parent, and
+        the key and the id (``id_given``: the caller chose it) both of that run."""
         differs = []
+        key = self.idempotency_key
+        if key is not None and existing.idempotency_key != key:  # found by its id
+            has = existing.idempotency_key
+            what = "no idempotency key" if has is None else f"key {has!r}"
+            differs.append(f"{what}, not {key!r}")
+        elif id_given and existing.run_id != self.run_id:  # found by its key
+            differs.append(f"another id than {self.run_id!r}")
         if existing.workflow != self.workflow:
             differs.append(f"workflow {existing.workflow!r}, not {self.workflow!r}")
         elif loads(existing.input, what="a run's input") != loads(self.input, what="the input"):

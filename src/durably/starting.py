@@ -242,7 +242,8 @@ class Starter:
         """Write the run, then set it going here or wake whoever will take it."""
         launcher = self._launcher
         store, executor = launcher.store, launcher.executor
-        row, created = yield Write(lambda tx: _create(store, tx, new))
+        id_given = self._options.run_id is not None
+        row, created = yield Write(lambda tx: _create(store, tx, new, id_given))
         crashpoints.hit("start.after_create")
         if created and launcher.hooks.run_started:
             emit(
@@ -261,10 +262,10 @@ class Starter:
         return RunHandle(launcher, row.run_id, hint)
 
 
-def _create(store: Store, tx: Transaction, new: NewRun) -> tuple[RunRow, bool]:
+def _create(store: Store, tx: Transaction, new: NewRun, id_given: bool) -> tuple[RunRow, bool]:
     row, created = store.create_run(tx, new)
-    if not created:
-        new.check_same(row)  # an id or key of another run is refused, not handed back
+    if not created:  # an id or key of another run is refused, not handed back
+        new.check_same(row, id_given=id_given)
     return row, created
 
 

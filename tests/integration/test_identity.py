@@ -100,6 +100,28 @@ def test_reused_ids_and_keys_must_ask_for_the_same_run(engine: durably.Engine) -
     assert len(engine.list_runs(workflow="id.echo")) == 2
 
 
+def test_an_id_and_a_key_of_two_runs_are_refused(engine: durably.Engine) -> None:
+    engine.with_options(run_id="run-a", idempotency_key="key-a").start_workflow(echo, 1)
+    engine.with_options(run_id="run-n").start_workflow(echo, 1)
+    asked = engine.with_options(run_id="run-b", idempotency_key="key-a")  # the key is a's
+    with pytest.raises(durably.IdempotencyConflict, match="another id than 'run-b'"):
+        asked.start_workflow(echo, 1)
+    with pytest.raises(durably.IdempotencyConflict, match="key 'key-a', not 'key-c'"):
+        engine.with_options(run_id="run-a", idempotency_key="key-c").start_workflow(echo, 1)
+    with pytest.raises(durably.IdempotencyConflict, match="no idempotency key, not 'key-c'"):
+        engine.with_options(run_id="run-n", idempotency_key="key-c").start_workflow(echo, 1)
+    # Nothing was started nor recorded: key-c is free, run-b does not exist.
+    fresh = engine.with_options(idempotency_key="key-c").start_workflow(echo, 1)
+    assert fresh.run_id not in {"run-a", "run-b", "run-n"}
+    with pytest.raises(durably.RunNotFound):
+        engine.get_run("run-b")
+    # The id and key of one run, or either alone, still name it.
+    for key in ("key-a", None):
+        again = engine.with_options(run_id="run-a", idempotency_key=key)
+        assert again.start_workflow(echo, 1).run_id == "run-a"
+    assert engine.with_options(idempotency_key="key-a").start_workflow(echo, 1).run_id == "run-a"
+
+
 async def undo_async(x: int) -> None:
     return None
 
