@@ -32,8 +32,8 @@ class StepMock:
     def _outcome(self, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
             self.calls.append((args, kwargs))
-        if self._raises is not None:
-            raise self._raises
+        if self._raises is not None:  # as raised afresh: no traceback of earlier attempts
+            raise self._raises.with_traceback(None)
         return self._returns
 
     def stand_in(self) -> Step[Any, Any]:
@@ -75,6 +75,10 @@ class StepMocks:
             raise TypeError("mock_step takes one of returns= or raises=")
         if not isinstance(step, Step):
             raise TypeError(f"mock_step mocks a @durably.step, not {step!r}")
+        if not isinstance(raises, BaseException | None) and not (
+            isinstance(raises, type) and issubclass(raises, BaseException)
+        ):
+            raise TypeError(f"mock_step raises= an exception or its type, not {raises!r}")
         real = step
         error = raises() if isinstance(raises, type) else raises
         mock = StepMock(real, None if returns is _UNSET else returns, error)

@@ -54,6 +54,9 @@ def test_a_mocked_failure_is_retried_by_the_steps_policy(engine: durably.Engine)
     assert len(mock.calls) == 3 and BODIES == []  # retries=2: three attempts
     (step,) = engine.steps(handle.run_id)
     assert step.status == "failed" and step.attempts == 3
+    assert step.error is not None  # raised afresh each time: one attempt's frames, not three
+    assert step.error.traceback.count("ConnectionError: gateway down") == 1
+    assert step.error.traceback.count("mocking.py") == 1
 
 
 def test_an_error_type_is_raised_as_an_instance_and_mocks_end_with_the_block(
@@ -82,6 +85,9 @@ def test_bad_mocks_are_refused(engine: durably.Engine) -> None:
         engine.mock_step(charge, returns=1, raises=ValueError).__enter__()
     with pytest.raises(TypeError, match=r"a @durably\.step"):
         engine.mock_step(checkout, returns=1).__enter__()  # type: ignore[arg-type]
+    for wrong in ("boom", 42, int):
+        with pytest.raises(TypeError, match="raises= an exception or its type"):
+            engine.mock_step(charge, raises=wrong).__enter__()  # type: ignore[arg-type]
     with (
         engine.mock_step(charge, returns="x"),
         pytest.raises(ValueError, match="mocked already"),

@@ -232,6 +232,14 @@ def test_the_pytest_fixtures(durably_engine: TestEngine, virtual_clock: VirtualC
     assert durably_engine.start_workflow(nap, 24 * 7).result(timeout=10) >= before + 7 * DAY
 
 
+def test_a_test_engine_closed_twice_is_closed(kit_store: str) -> None:
+    clock = VirtualClock()
+    engine = TestEngine(kit_store, clock=clock)  # as a fixture closes it after the test
+    engine.close()
+    engine.close()
+    clock.advance(60)  # it no longer follows the clock
+
+
 def test_bad_clock_and_store_are_typed_errors() -> None:
     with pytest.raises(TypeError, match="VirtualClock"):
         TestEngine(clock=object())  # type: ignore[arg-type]

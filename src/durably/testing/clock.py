@@ -138,10 +138,15 @@ class VirtualClock:
     ) -> Callable[[], None]:
         """Call ``before(seconds)`` before each jump (a store moving its own clock) and
         ``after()`` once it is made (waking what polls); returns the function that stops
-        both."""
+        both (and does nothing when called again)."""
         pair = (before, after)
         self._followers.append(pair)
-        return lambda: self._followers.remove(pair)
+
+        def unfollow() -> None:
+            with contextlib.suppress(ValueError):
+                self._followers.remove(pair)
+
+        return unfollow
 
     @property
     def offset(self) -> float:
