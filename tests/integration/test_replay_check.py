@@ -3,6 +3,7 @@ with no step body run and nothing written."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import durably
-from durably.testing.replay import replay_check
+from durably.testing.replay import ReplayReport, replay_check
 from tests.integration.cli import cli
 
 VERSION = {"v": "original"}
@@ -39,6 +40,8 @@ def charge(item: str) -> str:
 
 @durably.workflow(name="replay.order")
 def order(item: str) -> list[str]:
+    if VERSION["v"] == "raising":  # a check added that the recorded input fails
+        raise LookupError(f"no stock record for {item}")
     done = [reserve(item)]
     if VERSION["v"] == "inserted":  # a step added before a recorded position
         done.append(audit(item))
@@ -109,6 +112,71 @@ def test_a_removed_step_is_reported(engine: durably.Engine, recorded: list[str])
     assert report.checked == 1
     (divergence,) = report.divergences
     assert divergence.position == 1 and divergence.recorded.startswith("step 'charge'")
+
+
+def test_code_that_now_raises_where_the_run_did_not_is_reported(
+    engine: durably.Engine, recorded: list[str]
+) -> None:
+    VERSION["v"] = "raising"
+    report = replay_check(engine)
+    assert sorted(d.run_id for d in report.divergences) == sorted(recorded)
+    first = report.divergences[0]
+    assert first.position == 0 and first.recorded == "no error (the run is sleeping)"
+    assert first.current.startswith("raises LookupError: no stock record for ")
+    assert first.call_site.startswith("test_replay_check.py:") and "in order" in first.call_site
+
+
+@durably.step(retries=0)
+def refuse(item: str) -> str:
+    raise ValueError(f"{item} is out of stock")
+
+
+@durably.workflow(name="replay.refused")
+def refused(item: str) -> str:
+    return refuse(item)
+
+
+@durably.workflow(name="replay.async_order")
+async def async_order(item: str) -> list[str]:
+    first = "audit" if VERSION["v"] == "inserted" else "reserve"
+    done = [await (async_audit if first == "audit" else async_reserve)(item)]
+    await durably.sleep_async("1h")
+    return done
+
+
+@durably.step(name="replay.async_reserve")
+async def async_reserve(item: str) -> str:
+    return f"reserved-{item}"
+
+
+@durably.step(name="replay.async_audit")
+async def async_audit(item: str) -> str:
+    return f"audited-{item}"
+
+
+def test_a_run_that_failed_replays_to_its_own_error_cleanly(engine: durably.Engine) -> None:
+    handle = engine.start_workflow(refused, "lamp")
+    with pytest.raises(durably.WorkflowFailed):
+        handle.result(timeout=15)
+    report = replay_check(engine, workflows=["replay.refused"])
+    assert report.checked == 1 and report.ok, report.divergences
+
+
+def test_async_runs_are_checked_from_a_running_event_loop(engine: durably.Engine) -> None:
+    VERSION["v"] = "original"
+    handle = engine.start_workflow(async_order, "lamp")
+    _wait_status(engine, handle.run_id, durably.RunStatus.SLEEPING)
+    VERSION["v"] = "inserted"
+    try:
+
+        async def from_a_test_of_its_own() -> ReplayReport:
+            return replay_check(engine, workflows=["replay.async_order"])
+
+        report = asyncio.run(from_a_test_of_its_own())
+    finally:
+        VERSION["v"] = "original"
+    (divergence,) = report.divergences
+    assert divergence.run_id == handle.run_id and divergence.current == "step 'replay.async_audit'"
 
 
 def test_runs_of_workflows_this_code_lacks_are_counted_not_checked(

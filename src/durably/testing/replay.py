@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import traceback
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from durably import registry
 from durably.committer import Committer
 from durably.engine import Engine
-from durably.errors import WorkflowNotFound
+from durably.errors import WorkflowNotFound, describe
 from durably.hooks import Hooks
-from durably.records import Claim, JournalEntry, RunFilter, RunRow
+from durably.records import Claim, JournalEntry, RunFilter, RunRow, RunStatus
 from durably.runtime.context import RunContext, activate, deactivate
+from durably.runtime.unwinding import ContinueAsNew, Suspend
 from durably.serialization import decode_call
 from durably.stores.base import Store
 
@@ -99,6 +103,9 @@ def replay_check(
     patterns; all by default) against the workflows registered in this process."""
     if sample < 1:
         raise ValueError(f"sample must be at least 1, not {sample!r}")
+    if _loop_running():  # an async test or app: asyncio.run replays need a thread's own
+        with ThreadPoolExecutor(1, thread_name_prefix="durably-replay-check") as pool:
+            return pool.submit(replay_check, store_or_url, workflows, sample).result()
     owned = not isinstance(store_or_url, Engine)
     if isinstance(store_or_url, Engine):
         engine = store_or_url
@@ -150,24 +157,55 @@ def _replay(
     )
     ctx.cancel_requested = False  # replay as it ran: a cancel would stop it early
     token = activate(ctx)
+    raised: BaseException | None = None
     try:
         args, kwargs = decode_call(workflow.fn, row.input, what=f"input of run {row.run_id}")
         result = workflow.fn(*args, **kwargs)
         if inspect.iscoroutine(result):
             asyncio.run(result)
         ctx.check_finished()
-    except ReplayWrite:
+    except (ReplayWrite, KeyboardInterrupt):
         raise
-    except BaseException:  # where replay stops: a suspension, or the run's own error
+    except (Suspend, ContinueAsNew):  # where replay stops: the first position not recorded
         pass
+    except BaseException as exc:  # the run's own error, or one the code raises now
+        raised = exc
     finally:
         deactivate(token)
     fatal = ctx.fatal
-    if fatal is None:
+    if fatal is not None:
+        return Divergence(
+            row.run_id, row.workflow, fatal.position, fatal.recorded, fatal.current, fatal.call_site
+        )
+    error = row.error if row.status is RunStatus.FAILED else None
+    if raised is None or (error is not None and error.type == type(raised).__qualname__):
         return None
-    return Divergence(
-        row.run_id, row.workflow, fatal.position, fatal.recorded, fatal.current, fatal.call_site
-    )
+    recorded = f"no error (the run is {row.status.value})" if error is None else error.type
+    current = f"raises {type(raised).__qualname__}: {describe(raised)}"
+    site = _site(raised) or f"decoding the input for {row.workflow}'s signature"
+    return Divergence(row.run_id, row.workflow, ctx.next_seq, recorded, current, site)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _site(exc: BaseException) -> str | None:
+    """Where the code raised ``exc`` (its innermost frame outside durably), as a call
+    site; None when durably raised it before the code ran."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    theirs = [frame for frame in frames if not frame.filename.startswith(_PACKAGE)]
+    if not theirs:
+        return None
+    frame = theirs[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 __all__ = ["Divergence", "ReplayReport", "replay_check"]
