@@ -129,6 +129,57 @@ def test_process_mode_kills_a_real_child_at_each_point(tmp_path: Path) -> None:
     assert len(resumed) >= 8 and all(p.outcome == "returned 20" for p in resumed)
 
 
+written: list[str] = []
+
+
+@durably.step(name="sweep.record")
+def record(tag: str) -> str:
+    if tag not in written:  # idempotent: a body run again after a crash adds nothing
+        written.append(tag)
+    return tag
+
+
+@durably.workflow(name="sweep.child")
+def child(tag: str) -> str:
+    return record(tag)
+
+
+@durably.workflow(name="sweep.parent")
+def parent() -> str:
+    return durably.start_child(child, "kid").result() + record("parent")
+
+
+@durably.workflow(name="sweep.chain")
+def chain(n: int) -> int:
+    record(f"link {n}")
+    if n < 2:
+        durably.continue_as_new(n + 1)
+    return n
+
+
+def test_children_and_continuations_are_swept_without_false_alarms() -> None:
+    # Each run's journal positions are its own: position 0 of the child (or of the
+    # next link) is not the parent's position 0 run again.
+    for wf, args in ((parent, ()), (chain, (0,))):
+        written.clear()
+        report = crash_sweep(wf, *args, effects=lambda: written)
+        assert report.ok and report.exact, report.table()
+        assert sum(p.outcome != "not reached" for p in report.points) >= 8
+
+
+@durably.workflow(name="sweep.stamped")
+def stamped() -> list[str]:
+    charge(1)
+    return [str(durably.uuid4()), durably.now().isoformat(), durably.current_run().run_id]
+
+
+def test_a_result_that_differs_between_fresh_runs_is_compared_by_how_it_ends() -> None:
+    report = crash_sweep(stamped)
+    assert report.ok and not report.exact, report.table()
+    assert "compared by how it ends" in report.table()
+    assert all(p.outcome.startswith(("returned [", "not reached")) for p in report.points)
+
+
 def test_bad_arguments_are_typed_errors() -> None:
     with pytest.raises(TypeError, match="workflow"):
         crash_sweep(charge)  # type: ignore[arg-type]
