@@ -42,6 +42,8 @@ _EPOCH = datetime(1970, 1, 1)
 @lru_cache(maxsize=256)
 def zone(name: str) -> tzinfo:
     """The IANA zone ``name``; :class:`ScheduleError` if there is none."""
+    if not isinstance(name, str):
+        raise ScheduleError(f"a time zone is an IANA name such as 'Europe/Paris', not {name!r}")
     if name.upper() == "UTC":
         return UTC
     try:

@@ -35,6 +35,8 @@ Duration = str | float | int | timedelta
 When = datetime | float | int
 F = TypeVar("F")
 
+#: The longest id of a new schedule: a tick's run id adds at most 41 characters to it.
+MAX_ID = 159
 #: The fields whose change moves the ticks (a change of the others keeps the pending tick).
 TIMING = ("cron", "every", "offset", "tz", "jitter", "start_at", "end_at")
 
@@ -88,7 +90,10 @@ class ScheduleSpec:
         if self.start_at is not None and t < self.start_at:
             t = math.nextafter(self.start_at, -math.inf)
         if self.cron is not None:
-            nominal = _cron_next(self.cron, self.tz, t)
+            try:
+                nominal = _cron_next(self.cron, self.tz, t)
+            except (OverflowError, ValueError, OSError):  # past the year 9999: no more ticks
+                return None
         else:
             every = float(self.every or 0)
             nominal = self.offset + every * (math.floor((t - self.offset) / every) + 1)
@@ -163,6 +168,10 @@ def instant(value: When | None, what: str) -> float | None:
         return value.timestamp()
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ScheduleError(f"{what} must be a datetime or Unix seconds, not {value!r}")
+    try:
+        datetime.fromtimestamp(value, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise ScheduleError(f"{what} is out of range (years 1 to 9999): {value!r}") from None
     return float(value)
 
 
@@ -246,26 +255,48 @@ def schedule(
     return decorate
 
 
-def make_spec(schedule_id: str, workflow: str, input: str, **options: Any) -> ScheduleSpec:
-    """A checked spec from the user's arguments (durations, datetimes, names)."""
+def make_spec(
+    schedule_id: str, workflow: str, input: str, *, new: bool = True, **options: Any
+) -> ScheduleSpec:
+    """A checked spec from the user's arguments (durations, datetimes, names).
+
+    Stricter than a stored spec: a ``new`` schedule's id leaves room for its ticks' run
+    ids (at most 200 characters), a catch-up window is at least 10 s (shorter, a tick
+    handled a moment late would be missed), a priority is an int."""
     options = dict(options)
     options.pop("args", None)
     options.pop("kwargs", None)
+    if new and isinstance(schedule_id, str) and len(schedule_id) > MAX_ID:
+        raise ScheduleError(f"a schedule id has at most {MAX_ID} characters: {schedule_id!r}")
     every = duration(options.pop("every", None), "every")
     if every is not None and every <= 0:
         raise ScheduleError(f"schedule {schedule_id!r}: every must be above zero, not 0")
-    return ScheduleSpec(
-        id=schedule_id,
-        workflow=workflow,
-        input=input,
-        every=every,
-        offset=duration(options.pop("offset", 0), "offset") or 0.0,
-        catchup_window=duration(options.pop("catchup_window", "1d"), "catchup_window") or 0.0,
-        jitter=duration(options.pop("jitter", 0), "jitter") or 0.0,
-        start_at=instant(options.pop("start_at", None), "start_at"),
-        end_at=instant(options.pop("end_at", None), "end_at"),
-        **options,
-    )
+    window = duration(options.pop("catchup_window", "1d"), "catchup_window") or 0.0
+    if window < 10:
+        raise ScheduleError(
+            f"schedule {schedule_id!r}: catchup_window must be at least 10s, not {window:g}s "
+            "(catchup='none' runs no tick that is late)"
+        )
+    priority = options.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise ScheduleError(f"schedule {schedule_id!r}: priority must be an int: {priority!r}")
+    try:
+        return ScheduleSpec(
+            id=schedule_id,
+            workflow=workflow,
+            input=input,
+            every=every,
+            offset=duration(options.pop("offset", 0), "offset") or 0.0,
+            catchup_window=window,
+            jitter=duration(options.pop("jitter", 0), "jitter") or 0.0,
+            start_at=instant(options.pop("start_at", None), "start_at"),
+            end_at=instant(options.pop("end_at", None), "end_at"),
+            **options,
+        )
+    except ScheduleError:
+        raise
+    except ValueError as exc:  # a bad name: a schedule's error, like the others
+        raise ScheduleError(f"schedule {schedule_id!r}: {exc}") from None
 
 
 def with_changes(spec: ScheduleSpec, input: str | None, **options: Any) -> ScheduleSpec:
@@ -277,4 +308,7 @@ def with_changes(spec: ScheduleSpec, input: str | None, **options: Any) -> Sched
     if "every" in given:
         base["cron"] = None
     text = spec.input if input is None else input
-    return make_spec(spec.id, spec.workflow, text, **{**base, **given})
+    try:
+        return make_spec(spec.id, spec.workflow, text, new=False, **{**base, **given})
+    except TypeError as exc:  # an unknown option
+        raise ScheduleError(f"schedule {spec.id!r}: {exc}") from None

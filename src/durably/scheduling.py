@@ -27,7 +27,7 @@ from durably.schedules import (
 )
 from durably.serialization import encode_call
 from durably.stores.base import Store, Transaction
-from durably.ticking import ScheduleRow, ScheduleState, Tick, first_state
+from durably.ticking import ScheduleRow, ScheduleState, Tick, first_state, resumed, retimed
 from durably.worker.scheduler import TickStart, start_ticks, started_hooks
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ T = TypeVar("T")
 #: Backfills larger than this are refused (split the range).
 MAX_BACKFILL = 10_000
 OnRemoved = Literal["pause", "delete", "keep"]
+#: The note of a schedule ``apply`` paused because its code no longer declares it.
+UNDECLARED = "no longer declared"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,8 @@ class Schedules:
             ScheduleError: a bad option, an unknown workflow, or the id exists.
         """
         spec = self._spec(schedule_id, workflow, tuple(args), kwargs or {}, options)
+        if not isinstance(paused, bool) or not isinstance(note, str | None):
+            raise ScheduleError(f"schedule {schedule_id!r}: paused is a bool, note a str or None")
         state = replace(first_state(spec, self._store.now()), paused=paused, note=note)
 
         def create(tx: Transaction) -> None:
@@ -178,7 +182,7 @@ class Schedules:
                 old = row.spec
                 text = self._input(old.workflow, tuple(args or ()), kwargs or {}, old.id)
             spec = with_changes(row.spec, text, **options)
-            return ScheduleRow(spec, _retimed(row, spec, self._store.now()), 0, 0)
+            return ScheduleRow(spec, retimed(row.spec, spec, row.state, self._store.now()), 0, 0)
 
         return self._change(schedule_id, update)
 
@@ -189,14 +193,10 @@ class Schedules:
         )
 
     def resume(self, schedule_id: str) -> Schedule:
-        """Fire ticks again, from the first one after now."""
-
-        def resume(tx: Transaction, row: ScheduleRow) -> ScheduleRow:
-            fresh = first_state(row.spec, self._store.now())
-            state = replace(row.state, paused=False, next_at=fresh.next_at, due_at=fresh.due_at)
-            return _with(row, state)
-
-        return self._change(schedule_id, resume)
+        """Fire ticks again, from the first one still to fire now."""
+        return self._change(
+            schedule_id, lambda tx, row: _with(row, resumed(row.spec, row.state, self._store.now()))
+        )
 
     def delete(self, schedule_id: str) -> None:
         """Delete the schedule (its runs stay). :class:`ScheduleNotFound` if none."""
@@ -223,12 +223,17 @@ class Schedules:
     def backfill(
         self, schedule_id: str, start: datetime | float, end: datetime | float
     ) -> Backfilled:
-        """Start the runs of the ticks from ``start`` to ``end`` (inclusive) that never
-        ran, with the ids their ticks have; ticks that ran are counted, not run again."""
+        """Start the runs of the ticks from ``start`` to ``end`` (inclusive, up to now)
+        that never ran, with the ids their ticks have; ticks that ran are counted, not
+        run again."""
         low, high = instant(start, "start"), instant(end, "end")
         assert low is not None and high is not None
         if high < low:
             raise ScheduleError("backfill: end is before start")
+        now = self._store.now()
+        if low > now:
+            raise ScheduleError("backfill: start is in the future; those ticks run when due")
+        high = min(high, now)  # a tick not due yet is the schedule's own to run
         spec = self.get(schedule_id).spec
         ticks, nominal = [], spec.next_after(low - 1e-6)
         while nominal is not None and nominal <= high:
@@ -266,7 +271,8 @@ class Schedules:
         """Make the store's declared schedules these: new ones created, changed ones
         updated (the pending tick kept unless the timing changed), the same ones left
         alone. Declared schedules no longer in ``declared`` are paused, deleted or kept
-        (``on_removed``). Returns what happened to each id."""
+        (``on_removed``); one paused so and declared again is resumed. Returns what
+        happened to each id."""
         if on_removed not in ("pause", "delete", "keep"):
             raise ScheduleError(f"on_removed must be pause, delete or keep; not {on_removed!r}")
         specs = {s.id: s for s in declared}
@@ -279,8 +285,12 @@ class Schedules:
                 if row is None:
                     self._store.insert_schedule(tx, spec, first_state(spec, now, "code"))
                     done[spec.id] = "created"
+                elif row.state.paused and row.state.note == UNDECLARED:  # declared again
+                    state = replace(resumed(spec, row.state, now), note=None, origin="code")
+                    self._store.update_schedule(tx, spec, state)
+                    done[spec.id] = "resumed"
                 elif row.spec != spec or row.state.origin != "code":
-                    state = replace(_retimed(row, spec, now), origin="code")
+                    state = replace(retimed(row.spec, spec, row.state, now), origin="code")
                     self._store.update_schedule(tx, spec, state)
                     done[spec.id] = "updated"
                 else:
@@ -292,7 +302,7 @@ class Schedules:
                     self._store.delete_schedule(tx, row.spec.id)
                     done[row.spec.id] = "deleted"
                 elif not row.state.paused:
-                    paused = replace(row.state, paused=True, note="no longer declared")
+                    paused = replace(row.state, paused=True, note=UNDECLARED)
                     self._store.update_schedule(tx, row.spec, paused)
                     done[row.spec.id] = "paused"
             self._store.announce_schedules(tx)
@@ -407,16 +417,6 @@ class Schedules:
 
 def _with(row: ScheduleRow, state: ScheduleState) -> ScheduleRow:
     return ScheduleRow(row.spec, state, row.created_at, row.updated_at)
-
-
-def _retimed(row: ScheduleRow, spec: ScheduleSpec, now: float) -> ScheduleState:
-    """The state for ``spec`` replacing ``row``'s: the same pending tick if the timing is
-    the same, else the first tick after now (a tick already fired never comes again:
-    its run id exists)."""
-    if spec.timing() == row.spec.timing():
-        return row.state
-    fresh = first_state(spec, now)
-    return replace(row.state, next_at=fresh.next_at, due_at=fresh.due_at, buffer=())
 
 
 __all__ = ["Backfilled", "Schedule", "ScheduleDescription", "Schedules"]

@@ -5,9 +5,9 @@ the store's "now" and whether its last run is still going, it returns the runs t
 start and the new state. The worker writes both in one transaction (with the
 schedule's row locked), so however many workers look at a tick, one decides it.
 
-- Catch-up: ticks due longer ago than ``catchup_window`` are missed (counted, never
-  run). Of the others, ``all`` runs each, ``latest`` the newest, ``none`` only a tick
-  that is on time (due at most :data:`ON_TIME`, 10 s, ago).
+- Catch-up: ticks due longer ago than ``catchup_window`` (at least :data:`ON_TIME`)
+  are missed (counted, never run). Of the others, ``all`` runs each, ``latest`` the
+  newest, ``none`` only a tick that is on time (due at most :data:`ON_TIME`, 10 s, ago).
 - Overlap, per tick while the last run goes on: ``skip`` it, ``buffer_one`` /
   ``buffer_all`` it (the buffer starts when the run ends), ``allow_all`` start it
   anyway, ``cancel_other`` cancel the running one and start this one after it.
@@ -124,6 +124,46 @@ def first_state(spec: ScheduleSpec, now: float, origin: str = "api") -> Schedule
     return ScheduleState(origin=origin, next_at=nominal, due_at=due_at)
 
 
+def retimed(
+    old: ScheduleSpec, spec: ScheduleSpec, state: ScheduleState, now: float
+) -> ScheduleState:
+    """The state once ``spec`` replaces ``old`` at ``now``: the same pending tick if the
+    timing is the same; else the first tick of ``spec`` still to fire (one whose jittered
+    fire time is not past, and not one the old timing had handled already)."""
+    if spec.timing() == old.timing():
+        return state
+    nominal = _still_to_fire(spec, now, state.next_at)
+    due_at = None if nominal is None else spec.fire_at(nominal)
+    return replace(state, next_at=nominal, due_at=due_at, buffer=())
+
+
+def resumed(spec: ScheduleSpec, state: ScheduleState, now: float) -> ScheduleState:
+    """The state of a paused schedule resumed at ``now``: the first tick still to fire;
+    ticks buffered before the pause that are now past the catch-up window are missed."""
+    oldest = now - max(spec.catchup_window, ON_TIME)
+    kept = tuple(t for t in state.buffer if spec.fire_at(t) >= oldest)
+    nominal = _still_to_fire(spec, now, state.next_at)
+    due_at = None if nominal is None else spec.fire_at(nominal)
+    if kept:
+        due_at = now if due_at is None else min(due_at, now)
+    missed = state.missed + len(state.buffer) - len(kept)
+    return replace(state, paused=False, next_at=nominal, due_at=due_at, buffer=kept, missed=missed)
+
+
+def _still_to_fire(spec: ScheduleSpec, now: float, pending: float | None) -> float | None:
+    """The first tick of ``spec`` whose fire time is ``now`` or later: with a jitter, one
+    whose instant is past may not have fired yet (but none before ``pending``, the tick
+    that was to fire next: those were handled)."""
+    nominal = spec.next_after(now - spec.jitter) if spec.jitter else spec.next_after(now)
+    while (
+        nominal is not None
+        and nominal <= now
+        and (spec.fire_at(nominal) < now or (pending is not None and nominal < pending))
+    ):
+        nominal = spec.next_after(nominal)
+    return nominal
+
+
 def advance(spec: ScheduleSpec, state: ScheduleState, now: float, running: bool) -> Plan:
     """Decide the schedule's due ticks at store time ``now``; ``running``: its last run
     (or its continue-as-new chain) has not ended."""
@@ -171,7 +211,7 @@ def _due_ticks(
     """The due ticks from ``nominal`` on that the catch-up policy runs, how many it
     misses, and the first tick not due yet."""
     missed = 0
-    oldest = now - spec.catchup_window
+    oldest = now - max(spec.catchup_window, ON_TIME)  # a stored 0: as late as on time
     while nominal is not None and spec.fire_at(nominal) < oldest:  # past the window
         missed += 1
         if missed >= MAX_COUNTED:  # a very long outage: jump to the window

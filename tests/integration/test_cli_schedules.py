@@ -18,14 +18,17 @@ def test_a_schedules_life_from_the_shell(store_url: str) -> None:
     store = ("--store", store_url)
     durably.Engine(store_url, execute=False).close()  # the database exists
     made = cli("schedules", "create", "nightly", "clis.report", '["us"]', "--cron", "0 2 * * *",
-               "--tz", "Europe/Paris", "-o", "json", *store)  # fmt: skip
+               "--tz", "Europe/Paris", "--end-at", "2099-01-01T00:00Z", "-o", "json",
+               *store)  # fmt: skip
     assert made.code == OK, made
+    assert cli("schedules", "list", "-o", "ids", *store).out == ""  # no run yet: no blank line
     assert made.json()["spec"]["cron"] == "0 2 * * *" and made.json()["next_tick"]
 
     listed = cli("schedules", "list", "-o", "jsonl", *store)
     assert [line["id"] for line in listed.lines()] == ["nightly"]
     table = cli("schedules", "show", "nightly", *store)
     assert table.code == OK and "cron '0 2 * * *' in Europe/Paris" in table.out
+    assert "2099-01-01 00:00:00" in next(x for x in table.out.splitlines() if "until" in x)
     assert "+01:00" in table.out or "+02:00" in table.out  # fire times in the zone
     assert not ANSI.search(table.out)
 

@@ -90,6 +90,10 @@ def test_bad_input_writes_nothing(engine: durably.Engine) -> None:
         (lambda: s.create("x", report, every="1h", colour="red"), "unexpected keyword"),
         (lambda: s.update("one", cron="bad"), "cron expression 'bad' has 1 fields"),
         (lambda: s.update("missing", queue="q"), "no schedule with id 'missing'"),
+        (lambda: s.update("one", colour="red"), "unexpected keyword"),
+        (lambda: s.create("x", report, every="1h", paused="yes"), "paused is a bool"),  # type: ignore[arg-type]
+        (lambda: s.create("x", report, every="1h", tz=None), "an IANA name"),
+        (lambda: s.create("x", report, every="1h", catchup_window=0), "at least 10s"),
     ]
     for call, message in cases:
         with pytest.raises(ScheduleError, match=message):
@@ -133,6 +137,18 @@ def test_trigger_backfill_and_describe(engine: durably.Engine) -> None:
     eventually(lambda: all(st == RunStatus.COMPLETED for _, st in s.describe("hourly").recent))
     with pytest.raises(ScheduleError, match="end is before start"):
         s.backfill("hourly", end, start)
+
+
+def test_a_backfill_never_runs_a_tick_before_it_is_due(engine: durably.Engine) -> None:
+    s = engine.schedules
+    s.create("upcoming", report, every="1h")
+    now = engine.store.now()
+    done = s.backfill("upcoming", now - 3 * 3600, now + 5 * 3600)
+    assert (done.created, done.existed) == (3, 0)  # the three past ticks only
+    runs = [tick.nominal for tick, _ in s.describe("upcoming").recent]
+    assert runs and max(runs) <= now
+    with pytest.raises(ScheduleError, match="start is in the future"):
+        s.backfill("upcoming", now + 3600, now + 7200)
 
 
 def test_schedule_info_is_none_outside_schedules(engine: durably.Engine) -> None:
@@ -183,6 +199,14 @@ def test_declared_schedules_are_applied_and_kept(store_url: str) -> None:
                 [x for x in specs if x.id == "decl.hourly"], on_removed="pause"
             )
             assert kept == {"decl.hourly": "unchanged", "decl.morning": "paused"}
+            assert eng.schedules.get("decl.morning").paused
+            back = eng.schedules.apply(specs, on_removed="pause")  # declared again
+            assert back == {"decl.hourly": "unchanged", "decl.morning": "resumed"}
+            morning = eng.schedules.get("decl.morning")
+            assert not morning.paused and morning.note is None and morning.next_tick
+            eng.schedules.pause("decl.morning", note="by hand")
+            by_hand = eng.schedules.apply(specs, on_removed="pause")  # not apply's pause
+            assert by_hand["decl.morning"] == "unchanged"
             assert eng.schedules.get("decl.morning").paused
             gone = eng.schedules.apply([], on_removed="delete")
             assert gone == {"decl.hourly": "deleted", "decl.morning": "deleted"}

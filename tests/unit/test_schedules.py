@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from durably.errors import ScheduleError
-from durably.schedules import ScheduleSpec, make_spec, tick_run_id, with_changes
-from durably.ticking import MAX_BUFFER, ScheduleState, advance, first_state
+from durably.schedules import MAX_ID, ScheduleSpec, make_spec, tick_run_id, with_changes
+from durably.ticking import (
+    MAX_BUFFER,
+    ON_TIME,
+    ScheduleState,
+    advance,
+    first_state,
+    resumed,
+    retimed,
+)
 
 
 def utc(*parts: int) -> float:
@@ -110,11 +119,26 @@ def test_intervals_are_anchored_at_the_epoch_plus_offset() -> None:
             "end_at must be after start_at",
         ),
         ({"every": "1h", "start_at": datetime(2026, 1, 1)}, "must be timezone-aware"),
+        ({"every": "1h", "start_at": 1e18}, "start_at is out of range"),
+        ({"every": "1h", "catchup_window": 0}, "catchup_window must be at least 10s, not 0s"),
+        ({"every": "1h", "priority": 1.5}, "priority must be an int"),
+        ({"every": "1h", "tz": None}, "an IANA name such as"),
+        ({"every": "1h", "queue": ""}, "queue must be a non-blank string"),
     ],
 )
 def test_bad_specs_are_schedule_errors(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ScheduleError, match=message):
         make_spec("s", "wf", "{}", **options)
+
+
+def test_a_new_schedules_id_leaves_room_for_its_ticks_run_ids() -> None:
+    longest = "s" * MAX_ID
+    spec = make_spec(longest, "wf", "{}", every="1m")
+    assert len(tick_run_id(longest, utc(2026, 1, 1) + 0.123456)) <= 200
+    assert len(f"{longest}@trigger-{'0' * 32}") <= 200  # a trigger's run id
+    with pytest.raises(ScheduleError, match=f"at most {MAX_ID} characters"):
+        make_spec(longest + "s", "wf", "{}", every="1m")
+    assert with_changes(spec, None, queue="q").queue == "q"
 
 
 def test_jitter_is_the_same_everywhere_and_under_the_gap() -> None:
@@ -196,7 +220,7 @@ def test_cancel_other_cancels_and_starts_the_newest_after() -> None:
 def test_catch_up_after_downtime(catchup: str, starts: Any, missed: int) -> None:
     # Down for 3 hours over a minutely schedule (the newest tick 30 s late); the window
     # keeps 4 hours.
-    options = {"catchup": catchup, "catchup_window": "4h", "overlap": "allow_all"}
+    options: dict[str, Any] = {"catchup": catchup, "catchup_window": "4h", "overlap": "allow_all"}
     spec = make_spec("s", "wf", "{}", every="1m", **options)
     now = T0 + 179 * 60 + 30
     plan = advance(spec, first_state(spec, T0 - 1), now, running=False)
@@ -209,8 +233,46 @@ def test_catch_up_after_downtime(catchup: str, starts: Any, missed: int) -> None
 
 
 def test_ticks_past_the_window_are_missed_never_run() -> None:
-    options = {"catchup": "all", "catchup_window": "2h", "overlap": "allow_all"}
+    options: dict[str, Any] = {"catchup": "all", "catchup_window": "2h", "overlap": "allow_all"}
     spec = make_spec("s", "wf", "{}", every="1h", **options)
     plan = advance(spec, first_state(spec, T0 - 1), T0 + timedelta(days=1).total_seconds(), False)
     assert plan.starts == [T0 + 22 * 3600, T0 + 23 * 3600, T0 + 24 * 3600]
     assert plan.state.missed == 22
+
+
+def test_a_stored_window_shorter_than_on_time_still_fires() -> None:
+    # A spec as an older version stored it: a window of 0 missed every tick handled late.
+    spec = ScheduleSpec(id="s", workflow="wf", every=60.0, catchup_window=0.0)
+    plan = advance(spec, first_state(spec, T0 - 1), T0 + 0.5, running=False)
+    assert plan.starts == [T0] and plan.state.missed == 0
+    late = advance(spec, first_state(spec, T0 - 1), T0 + ON_TIME + 1, running=False)
+    assert late.starts == [] and late.state.missed == 1
+
+
+def _jittered() -> tuple[ScheduleSpec, float]:
+    """An hourly spec with a jitter, and a moment after T0 before T0's tick fires."""
+    spec = make_spec("jittered", "wf", "{}", every="1h", jitter="50m")
+    fire = spec.fire_at(T0)
+    assert fire > T0 + 2, "pick another id: this tick fires too close to its instant"
+    return spec, (T0 + fire) / 2
+
+
+def test_a_timing_change_keeps_a_tick_that_has_not_fired_yet() -> None:
+    spec, now = _jittered()
+    pending = first_state(spec, T0 - 1)
+    assert pending.next_at == T0  # its instant is past at ``now``, its fire time is not
+    bounded = with_changes(spec, None, end_at=T0 + 30 * 86400)
+    assert retimed(spec, bounded, pending, now).next_at == T0
+    handled = replace(pending, next_at=T0 + 3600)  # T0's tick was handled already
+    assert retimed(spec, bounded, handled, now).next_at == T0 + 3600
+    assert retimed(spec, spec, handled, now) == handled  # the same timing: unchanged
+
+
+def test_resume_goes_on_from_the_first_tick_still_to_fire() -> None:
+    spec = make_spec("s", "wf", "{}", every="1h", overlap="buffer_all", catchup_window="2h")
+    paused = ScheduleState(paused=True, next_at=T0, buffer=(T0 - 5 * 3600, T0 - 3600))
+    state = resumed(spec, paused, T0 + 5 * 3600 + 60)
+    assert not state.paused and state.next_at == T0 + 6 * 3600  # none of the pause's ticks
+    assert state.buffer == () and state.missed == 2  # buffered before it: past the window
+    recent = resumed(spec, replace(paused, buffer=(T0,)), T0 + 1800)
+    assert recent.buffer == (T0,) and recent.due_at == T0 + 1800  # within it: starts now

@@ -135,7 +135,8 @@ class Output:
             if ids is None:
                 raise Failure("-o ids lists run ids: this command lists none", USAGE)
             for row in rows:
-                self.out.write(ids(row) + "\n")
+                if run_id := ids(row):  # a schedule that never ran has none
+                    self.out.write(run_id + "\n")
         else:
             self.table(
                 [name for name, _ in columns],

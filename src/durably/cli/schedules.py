@@ -120,6 +120,8 @@ def show(s: Session, schedule_id: str) -> None:
             ("overlap", sched.spec.overlap),
             ("catch-up", f"{sched.spec.catchup} within {sched.spec.catchup_window:g}s"),
             ("jitter", f"{sched.spec.jitter:g}s" if sched.spec.jitter else None),
+            ("from", when(sched.spec.start_at)),
+            ("until", when(sched.spec.end_at)),
             ("queue", sched.spec.queue),
             ("paused", f"yes: {sched.note or ''}" if sched.paused else None),
             ("ticks", ", ".join(f"{k} {v}" for k, v in sched.counts.items())),
