@@ -179,8 +179,8 @@ class RecoveryLimitExceeded(DurablyError):
 
 
 class NoWorker(DurablyError):
-    """Waiting for a run that nothing would ever execute: no worker is running anywhere
-    and this engine does not execute runs."""
+    """Waiting for a run that nothing would ever execute: this engine does not execute
+    runs, and no live worker executes the run's workflow on its queue."""
 
 
 class ChildFailed(_RemoteError):

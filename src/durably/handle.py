@@ -19,7 +19,7 @@ from durably.errors import (
     WorkflowTimedOut,
 )
 from durably.handoff import inbox, resolve
-from durably.records import RunRow, RunStatus
+from durably.records import RunRow, RunStatus, why_waiting
 from durably.serialization import loads
 from durably.stores.base import Store
 from durably.watchers import Watchers
@@ -142,19 +142,18 @@ class RunHandle(Generic[R]):
             self._target = row.continued_to  # the chain goes on: wait for its next link
             return False
         if not row.status.terminal and not self._checked:
+            self._someone_executes(row)  # again at the next wait if it raises
             self._checked = True
-            self._someone_executes(row)
         return row.status.terminal
 
     def _someone_executes(self, row: RunRow) -> None:
         """Waiting for a run nothing would execute is a mistake: say so at once."""
-        if self._engine.launched or self._engine.store.live_workers():
+        if self._engine.launched:
             return
-        raise NoWorker(
-            f"run {row.run_id} is {row.status} and nothing would execute it: no worker is "
-            "running anywhere and this engine was not launched (use `with engine:` or "
-            "engine.launch(), or start `durably worker --app module:engine`)"
-        )
+        reason = why_waiting(row, self._engine.store.live_workers())
+        if reason is not None:
+            raise NoWorker(f"run {row.run_id} is {row.status} and nothing would execute it: "
+                           f"{reason}")  # fmt: skip
 
     def _next_wait(self, deadline: float | None, pause: float, here: bool) -> float:
         """How long to wait before looking again. A run executing in this process

@@ -131,7 +131,9 @@ class Operations:
         start = 0 if limit is None else max(0, self.store.journal_size(run_id) - limit)
         journal = self.store.journal(run_id, start)
         events = [_created(row)]
-        events += [_event(at, kind, detail) for at, kind, detail in self.store.history(run_id)]
+        events += [
+            _event(at, kind, _dated(detail)) for at, kind, detail in self.store.history(run_id)
+        ]
         events += [e for entry in journal for e in _journal_events(entry)]
         if row.status.terminal:
             events.append(_finished(row))
@@ -154,9 +156,11 @@ class Operations:
         due = _when(row.available_at)
         journal = self.store.journal(run_id)
         last = journal[-1] if journal else None
+        retrying = last is not None and last.kind == "step" and last.status.value == "retrying"
+        if retrying and row.status in (RunStatus.SLEEPING, RunStatus.PENDING):
+            assert last is not None  # a backoff: slept on, or the run rescheduled after it
+            return f"retrying step {last.name!r} (attempt {last.attempts + 1}) at {due}"
         if row.status is RunStatus.SLEEPING:
-            if last is not None and last.kind == "step" and last.status.value == "retrying":
-                return f"retrying step {last.name!r} (attempt {last.attempts + 1}) at {due}"
             return f"sleeping until {due}"
         if row.status is RunStatus.WAITING:
             until = "" if row.available_at is None else f" (until {due})"
@@ -292,6 +296,14 @@ def _decode_cursor(cursor: str | None) -> tuple[float, str] | None:
 
 def _event(at: float | None, kind: str, detail: dict[str, Any]) -> HistoryEvent:
     return HistoryEvent(timestamp(at) or datetime.fromtimestamp(0, UTC), kind, detail)
+
+
+def _dated(detail: dict[str, Any]) -> dict[str, Any]:
+    """A suspension's ``until`` (stored as Unix seconds) as the time it is, like a timer's."""
+    until = detail.get("until")
+    if isinstance(until, int | float) and not isinstance(until, bool):
+        return {**detail, "until": str(timestamp(until))}
+    return detail
 
 
 def _created(row: RunRow) -> HistoryEvent:

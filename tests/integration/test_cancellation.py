@@ -44,6 +44,11 @@ def after_step() -> str:
     return "never"
 
 
+@durably.workflow(name="cancel.in_last_step")
+def in_last_step() -> str:
+    return stubborn()  # nothing durable after it: the run ends where the step returns
+
+
 @durably.workflow(name="cancel.sleeping")
 def sleeping() -> str:
     durably.sleep("1h")
@@ -94,6 +99,20 @@ def test_the_reason_is_kept_when_the_run_is_executing(engine: durably.Engine) ->
     with pytest.raises(durably.WorkflowCancelled, match="cancelled: the customer asked"):
         handle.result(timeout=10)
     steps = engine.steps(handle.run_id)
+    assert [(s.name, s.output) for s in steps] == [("stubborn", "done anyway")]
+
+
+def test_a_cancel_asked_during_the_last_step_ends_the_run_cancelled(
+    engine: durably.Engine,
+) -> None:
+    IN_STEP.clear()
+    handle = engine.start_workflow(in_last_step)
+    assert IN_STEP.wait(10)
+    engine.cancel(handle.run_id, reason="too late to stop the step")
+    with pytest.raises(durably.WorkflowCancelled, match="too late to stop the step"):
+        handle.result(timeout=10)
+    assert engine.get_run(handle.run_id).status is RunStatus.CANCELLED
+    steps = engine.steps(handle.run_id)  # the step's own work is kept
     assert [(s.name, s.output) for s in steps] == [("stubborn", "done anyway")]
 
 

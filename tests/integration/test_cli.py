@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 import durably
-from durably.cli.output import USAGE
+from durably.cli.config import load
+from durably.cli.output import USAGE, Failure
+from durably.cli.worker import worker_engine
 from tests.integration.cli import cli
 
 SRC = str(Path(durably.__file__).resolve().parent.parent)
@@ -195,6 +197,25 @@ def test_a_module_of_two_engines_needs_one_named(app_dir: Path) -> None:
         module = sys.modules.pop(mod)
         module.first.close()
         module.second.close()
+
+
+def test_the_configuration_applies_over_an_apps_engine(
+    app_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mod = f"ownapp_{uuid.uuid4().hex[:8]}"
+    (app_dir / f"{mod}.py").write_text("import durably\nengine = durably.Engine('own.db')\n")
+    flags = {"app": (f"{mod}:engine",), "lease": "45s", "poll_interval": "250ms",
+             "shutdown_grace": "2s", "max_recoveries": "3", "store": "other.db"}  # fmt: skip
+    try:
+        engine = worker_engine(load(flags))
+        assert (engine.lease, engine.poll_interval) == (45, 0.25)
+        assert (engine.shutdown_grace, engine.max_recoveries) == (2, 3)
+        assert "own.db" in repr(engine.store)  # its own store, and a warning says so
+        assert "the store configured (other.db) is not used" in caplog.text
+        with pytest.raises(Failure, match="lease must be at least 1 second"):
+            worker_engine(load({**flags, "lease": "0.5s"}))
+    finally:
+        sys.modules.pop(mod).engine.close()
 
 
 def test_worker_needs_an_app(app_dir: Path) -> None:

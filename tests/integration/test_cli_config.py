@@ -45,7 +45,8 @@ def test_file_then_environment_then_flags(here: Path, monkeypatch: pytest.Monkey
         'queues = ["a", "b"]\nconcurrency = 8\n\n[tool.durably.retention]\ncompleted = "7d"\n'
     )
     shown = settings()
-    assert shown["store"] == {"value": "from-file.db", "source": str(here / "pyproject.toml")}
+    from_file = {"value": str(here / "from-file.db"), "source": str(here / "pyproject.toml")}
+    assert shown["store"] == from_file  # beside the file
     assert shown["queues"]["value"] == ["a", "b"] and shown["concurrency"]["value"] == 8
     assert shown["retention.completed"]["value"] == 7 * 86400
     monkeypatch.setenv("DURABLY_STORE", "from-env.db")
@@ -60,14 +61,37 @@ def test_file_then_environment_then_flags(here: Path, monkeypatch: pytest.Monkey
     assert settings()["concurrency"]["source"] == str(here / "pyproject.toml")
 
 
+def test_a_relative_store_in_a_file_is_beside_the_file(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (here / "pyproject.toml").write_text('[tool.durably]\nstore = "runs.db"\n')
+    assert cli("db", "migrate").code == OK
+    (here / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(here / "deep" / "er")  # the same database from anywhere below
+    assert settings()["store"]["value"] == str(here / "runs.db")
+    assert cli("runs", "list").code == OK and not (here / "deep" / "er" / "runs.db").exists()
+    monkeypatch.setenv("DURABLY_STORE", "runs.db")  # the environment: the current folder
+    assert settings()["store"]["value"] == "runs.db"
+
+
+def test_a_broken_pyproject_of_another_project_is_not_read(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (here / "pyproject.toml").write_text("[project\nname = 'another'\n")
+    (here / "app").mkdir()
+    monkeypatch.chdir(here / "app")
+    assert cli("--store", "x.db", "db", "migrate").code == OK
+
+
 def test_durably_toml_and_an_explicit_file(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (here / "durably.toml").write_text('store = "own.db"\nlog_level = "debug"\n')
     shown = settings()
-    assert shown["store"]["value"] == "own.db" and shown["log_level"]["value"] == "DEBUG"
+    assert shown["store"]["value"] == str(here / "own.db")
+    assert shown["log_level"]["value"] == "DEBUG"
     (here / "other.toml").write_text('store = "other.db"\n')
-    assert settings("--config", "other.toml")["store"]["value"] == "other.db"
+    assert settings("--config", "other.toml")["store"]["value"] == str(here / "other.db")
     monkeypatch.setenv("DURABLY_CONFIG", "other.toml")
-    assert settings()["store"]["value"] == "other.db"
+    assert settings()["store"]["value"] == str(here / "other.db")
 
 
 def test_passwords_are_masked(here: Path) -> None:
@@ -75,6 +99,10 @@ def test_passwords_are_masked(here: Path) -> None:
     shown = settings("--store", url)
     assert shown["store"]["value"] == "postgresql://app:***@db.example/prod"
     assert "s3cret" not in cli("config", "--store", url).out
+    query = "postgresql://app@db.example/prod?password=s3cret&sslmode=require"
+    assert settings("--store", query)["store"]["value"] == (
+        "postgresql://app@db.example/prod?password=***&sslmode=require"
+    )
 
 
 @pytest.mark.parametrize(
@@ -86,6 +114,7 @@ def test_passwords_are_masked(here: Path) -> None:
         ('lease = "soon"\n', "'lease': "),
         ('output = "yaml"\n', "must be one of table, json, jsonl, ids"),
         ("[retention]\ncompleted = -1\n", "'retention.completed'"),
+        ("tool = 1\n", "must be a table"),
     ],
 )
 def test_a_malformed_file_names_the_file_and_key(here: Path, content: str, message: str) -> None:
@@ -121,6 +150,9 @@ def test_a_malformed_environment_value_names_the_variable(
         (["runs", "frobnicate"], USAGE, "No such command 'frobnicate'"),
         (["runs", "list", "--bogus"], USAGE, "No such option '--bogus'"),
         (["-o", "xml", "runs", "list"], USAGE, "'xml' is not one of"),
+        (["runs", "list", "--since", "9999-12-31T23:59:59-05:00"], USAGE, "neither a duration"),
+        (["runs", "result", "x", "--wait", "--timeout", "nan"], USAGE, "positive number of"),
+        (["start", "w.x", "--wait", "--timeout", "-1"], USAGE, "positive number of seconds"),
     ],
 )
 def test_bad_input_is_one_line_and_an_exit_code(
@@ -130,6 +162,20 @@ def test_bad_input_is_one_line_and_an_exit_code(
     assert done.code == code, done
     assert message in done.err, done
     assert done.err.startswith("error: ") and done.out == ""
+
+
+def test_no_command_prints_the_help(here: Path) -> None:
+    for args in ([], ["runs"], ["schedules"]):
+        done = cli(*args)
+        assert done.code == OK and done.out.startswith("Usage: durably"), done
+        assert "Commands:" in done.out and done.err == ""
+
+
+def test_status_of_a_database_never_migrated(here: Path) -> None:
+    (here / "empty.db").touch()
+    done = cli("--store", str(here / "empty.db"), "db", "status", "-o", "json")
+    assert done.code == OK, done
+    assert done.json()["schema_version"] == 0 and done.json()["schema"] == "behind"
 
 
 def test_a_missing_or_unreachable_store(here: Path) -> None:

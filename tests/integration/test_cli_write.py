@@ -161,6 +161,10 @@ def test_cancel_one_and_in_bulk(worker: str) -> None:
     assert refused.code == USAGE and "add --yes" in refused.err
     listed = cli("runs", "list", "--workflow", "clw.naps", "--status", "sleeping", "-o", "ids")
     assert sorted(listed.out.split()) == sorted(sleepers)  # nothing changed
+    by_id = cli("runs", "cancel", sleepers[0], "no-such-run", "--dry-run", "-o", "json")
+    assert by_id.code == NOT_FOUND and by_id.json()["dry_run"] is True, by_id
+    assert by_id.json()["outcomes"] == {"would cancel": 1, "not found": 1}
+    assert cli("runs", "show", sleepers[0], "-o", "json").json()["run"]["status"] == "sleeping"
     one = cli("runs", "cancel", sleepers[0], "--reason", "not needed")
     assert one.code == OK and "cancel requested" in one.out
     bulk = cli("runs", "cancel", "--where", "--workflow", "clw.naps", "--yes", "-o", "json")

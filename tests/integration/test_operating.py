@@ -130,6 +130,27 @@ def test_history_of_a_sleep(engine: durably.Engine) -> None:
     assert handle.result(timeout=10) == "up"
     kinds = [e.kind for e in engine.history(handle.run_id)]
     assert "timer set" in kinds and "suspended" in kinds and "claimed" in kinds
+    (suspended,) = [e for e in engine.history(handle.run_id) if e.kind == "suspended"]
+    assert datetime.fromisoformat(suspended.detail["until"]).tzinfo is not None  # a time
+
+
+@durably.step(name="op.slow_retry", retries=1, backoff="1h")
+def slow_retry() -> None:
+    raise ConnectionError("gateway down")
+
+
+@durably.workflow(name="op.backing_off")
+def backing_off() -> None:
+    slow_retry()
+
+
+def test_a_run_waiting_out_a_steps_backoff_says_so(engine: durably.Engine) -> None:
+    handle = engine.start_workflow(backing_off)
+    deadline = time.monotonic() + 15
+    while (said := engine.waiting_for(handle.run_id) or "").startswith(("running", "waiting")):
+        assert time.monotonic() < deadline, said
+        time.sleep(0.02)
+    assert said.startswith("retrying step 'op.slow_retry' (attempt 2) at "), said
 
 
 def test_fork_at_every_position_reruns_exactly_the_steps_from_there(

@@ -40,6 +40,19 @@ def test_a_url_missing_its_slashes_is_refused(typo: str) -> None:
         durably.Engine(typo)
 
 
+def test_a_url_without_a_host_keeps_its_form() -> None:
+    # libpq's own form: the host (or a socket folder) in the query, none after '//'.
+    postgres.require()
+    name = postgres.new_schema("nohost")
+    try:
+        url = f"postgresql:///test?host=127.0.0.1&user=postgres&schema={name}"
+        with durably.Engine(url, execute=False) as engine:
+            assert engine.list_runs() == []
+            assert "postgresql:///test?host=127.0.0.1" in repr(engine.store)
+    finally:
+        postgres.drop_schema(name)
+
+
 def test_search_path_names_the_schema() -> None:
     postgres.require()
     name = postgres.new_schema("sp")

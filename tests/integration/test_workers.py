@@ -41,6 +41,11 @@ def test_a_run_nobody_executes_says_why(store_url: str) -> None:
             queued = client.start_workflow("wk.known", 5)
             reason = worker.get_run(queued.run_id).blocked_reason
             assert reason is not None and "serves queue 'default'" in reason
+            # Waiting for either says so at once, as with no worker at all: a live
+            # worker that executes another workflow, or serves another queue, is none.
+            for unserved in (handle, client.handle(queued.run_id)):
+                with pytest.raises(durably.NoWorker, match=r"no live worker (executes|that)"):
+                    unserved.result(timeout=10)
         served = durably.Engine(store_url, poll_interval=0.05)
         with served:
             assert queued.result(timeout=10) == 5

@@ -94,6 +94,9 @@ def main(args: list[str] | None = None) -> None:
     """Run the command line; exit with its code, never with a traceback."""
     try:
         code = cli.main(args=args, prog_name="durably", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `durably`, `durably runs`: the help
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0)
     except click.UsageError as exc:
         hint = f"\n(see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
         _fail(exc.format_message() + hint, USAGE)

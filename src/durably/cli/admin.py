@@ -13,7 +13,7 @@ from durably.errors import StoreError
 from durably.records import RunFilter, RunStatus, timestamp
 from durably.retention import Retention
 from durably.stores import open_store, sqlite_file
-from durably.stores.base import Store
+from durably.stores.base import Store, redact
 from durably.stores.sql import schema
 
 ENDED = [s.value for s in RunStatus if s.terminal]
@@ -146,9 +146,10 @@ def status(s: Session) -> None:
     store = _raw_store(s)
     try:
         version, latest = store.schema_version(), schema.latest()
-        counts = {st: store.count_runs(RunFilter(statuses=(RunStatus(st),))) for st in RunStatus}
+        statuses = RunStatus if version else ()  # a database never migrated has no runs
+        counts = {st: store.count_runs(RunFilter(statuses=(RunStatus(st),))) for st in statuses}
     except StoreError as exc:
-        raise Failure(f"reading {s.store_spec()} failed: {exc}", STORE) from None
+        raise Failure(f"reading {redact(s.store_spec())} failed: {exc}", STORE) from None
     finally:
         store.close()
     path = sqlite_file(s.store_spec())

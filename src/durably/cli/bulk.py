@@ -27,7 +27,7 @@ def _bulk(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--where", is_flag=True, help="Every run the filters below select."),
         run_filters,
         click.option("--yes", is_flag=True, help="With --where: do it (no prompt)."),
-        click.option("--dry-run", is_flag=True, help="With --where: count, change nothing."),
+        click.option("--dry-run", is_flag=True, help="Count, change nothing."),
         click.option("--batch", type=click.IntRange(1, 10_000), default=500, hidden=True),
     ]
     for option in reversed(options):
@@ -83,16 +83,10 @@ def _apply(
         raise Failure(f"give run ids or --where with filters, not both, to {verb}", USAGE)
     if not run_ids and not where:
         raise Failure(f"name the runs to {verb}: run ids, or --where with filters", USAGE)
-    outcomes: Counter[str] = Counter()
     if run_ids:
-        for run_id in run_ids:
-            outcomes[_outcome(one, run_id)] += 1
-        _summary(s, len(run_ids), outcomes, dry_run=False)
-        if outcomes["not found"]:
-            raise SystemExit(NOT_FOUND)
-        if any(k.startswith("refused") for k in outcomes):
-            raise SystemExit(REFUSED)
+        _by_ids(s, verb, one, run_ids, dry_run)
         return
+    outcomes: Counter[str] = Counter()
     filters["status"] = filters["status"] or default
     engine = s.engine()
     matched = engine.count_runs(**filters)
@@ -115,6 +109,23 @@ def _apply(
             cursor = page.cursor
         matched = done  # what still matched when acted on (runs end meanwhile)
     _summary(s, matched, outcomes, dry_run=dry_run)
+
+
+def _by_ids(
+    s: Session, verb: str, one: Callable[[str], str], run_ids: list[str], dry_run: bool
+) -> None:
+    if dry_run:  # only say which runs exist: nothing is changed
+
+        def one(run_id: str) -> str:
+            s.engine().get_run(run_id)
+            return f"would {verb}"
+
+    outcomes: Counter[str] = Counter(_outcome(one, run_id) for run_id in run_ids)
+    _summary(s, len(run_ids), outcomes, dry_run=dry_run)
+    if outcomes["not found"]:
+        raise SystemExit(NOT_FOUND)
+    if any(k.startswith("refused") for k in outcomes):
+        raise SystemExit(REFUSED)
 
 
 def _outcome(one: Callable[[str], str], run_id: str) -> str:

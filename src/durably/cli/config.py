@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from durably.durations import parse_duration
+from durably.stores.base import redact
 
 
 class ConfigError(ValueError):
@@ -132,21 +132,9 @@ class Config:
     def shown(self) -> dict[str, Setting]:
         """The settings as ``durably config`` prints them: passwords masked."""
         return {
-            key: Setting(mask(s.value) if key == "store" else s.value, s.source)
+            key: Setting(redact(s.value) if key == "store" else s.value, s.source)
             for key, s in sorted(self.settings.items())
         }
-
-
-def mask(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{password}@", ":***@")))
 
 
 def load(flags: Mapping[str, Any], config_file: str | None = None) -> Config:
@@ -162,6 +150,9 @@ def load(flags: Mapping[str, Any], config_file: str | None = None) -> Config:
     if path is not None:
         for key, value in _read_file(path).items():
             settings[key] = _checked(key, value, f"{path}", f"{_where(path)} key {key!r}")
+        if "store" in settings:  # a relative path is the file's neighbour, from anywhere
+            store = settings["store"]
+            settings["store"] = Setting(_beside(path, store.value), store.source)
     for key in KEYS:
         variable = "DURABLY_" + key.replace(".", "_").upper()
         if os.environ.get(variable, "").strip():
@@ -172,6 +163,13 @@ def load(flags: Mapping[str, Any], config_file: str | None = None) -> Config:
             flag = "--" + key.replace("_", "-")
             settings[key] = _checked(key, value, flag, flag)
     return Config(settings, path)
+
+
+def _beside(path: Path, store: str) -> str:
+    """A SQLite path of a configuration file, relative to the file's folder."""
+    if "://" in store or store.startswith(("sqlite:", ":memory:")) or Path(store).is_absolute():
+        return store
+    return str(path.parent.resolve() / store)
 
 
 def _checked(key: str, value: Any, source: str, where: str) -> Setting:
@@ -187,9 +185,21 @@ def _find(start: Path) -> Path | None:
         if own.is_file():
             return own
         project = folder / "pyproject.toml"
-        if project.is_file() and "durably" in _parse(project).get("tool", {}):
+        if project.is_file() and _declares_durably(project):
             return project
     return None
+
+
+def _declares_durably(project: Path) -> bool:
+    """Whether a ``pyproject.toml`` has a ``[tool.durably]`` table. One that does not
+    mention durably is not read as TOML: a broken one of another project is not ours."""
+    try:
+        if "durably" not in project.read_text(errors="replace"):
+            return False
+    except OSError:
+        return False
+    tool = _parse(project).get("tool", {})
+    return isinstance(tool, dict) and "durably" in tool
 
 
 def _where(path: Path) -> str:
@@ -208,9 +218,10 @@ def _parse(path: Path) -> dict[str, Any]:
 
 def _read_file(path: Path) -> dict[str, Any]:
     """The file's keys, flattened (``retention.completed``), unknown ones refused."""
-    data = _parse(path)
+    data: Any = _parse(path)
     if path.name == "pyproject.toml" or "tool" in data:
-        data = data.get("tool", {}).get("durably", {})
+        tool = data.get("tool", {})
+        data = tool.get("durably", {}) if isinstance(tool, dict) else tool
     if not isinstance(data, dict):
         raise ConfigError(f"{_where(path)} must be a table")
     flat: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -34,10 +35,23 @@ def moment(_ctx: click.Context | None, _param: click.Parameter | None, value: st
         pass
     try:
         return datetime.fromisoformat(value).astimezone()
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a time at the edge of year 1 or 9999
         raise click.BadParameter(
             f"{value!r} is neither a duration ago (1h, 30m, 7d) nor an ISO 8601 time"
         ) from None
+
+
+def seconds(_ctx: click.Context | None, _param: click.Parameter | None, value: str | None) -> Any:
+    """A ``--timeout``: a positive, finite number of seconds (``nan`` waited for ever)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise click.BadParameter(f"must be a positive number of seconds, not {value!r}")
+    return number
 
 
 def run_filters(f: F) -> F:

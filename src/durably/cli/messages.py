@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from durably.cli.filters import seconds
 from durably.cli.output import USAGE, Failure, note
 from durably.cli.runs import result
 from durably.cli.session import Session, common, with_session
@@ -63,7 +64,7 @@ def signal(s: Session, run_id: str, name: str, value: str | None, idempotency_ke
 @click.option("--partition-key", help="The queue's partition it counts against.")
 @click.option("--delay", metavar="DURATION", help="Start no sooner than this (30s, 1h).")
 @click.option("--wait", is_flag=True, help="Wait for its result; exit as `runs result`.")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+@click.option("--timeout", callback=seconds, default=None, metavar="SECONDS",
               help="With --wait: give up after this long (exit 5).")  # fmt: skip
 @click.pass_context
 @with_session

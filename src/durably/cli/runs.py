@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from durably.cli.filters import run_filters, selection
+from durably.cli.filters import run_filters, seconds, selection
 from durably.cli.output import (
     CANCELLED,
     FAILED,
@@ -181,7 +181,7 @@ def _follow(s: Session, run: Run, poll: float) -> Run:
 @common
 @click.argument("run_id")
 @click.option("--wait", is_flag=True, help="Wait for the run to end.")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+@click.option("--timeout", callback=seconds, default=None, metavar="SECONDS",
               help="With --wait: give up after this long (exit 5).")  # fmt: skip
 @with_session
 def result(s: Session, run_id: str, wait: bool, timeout: float | None) -> None:

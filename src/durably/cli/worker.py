@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from durably.cli.output import USAGE, Failure
 from durably.cli.session import Session, common, with_session
 from durably.engine import Engine
 from durably.retention import Retention
+from durably.stores.base import redact
 
 
 def load_engine(spec: str) -> Engine:
@@ -93,6 +95,19 @@ def app_engine(config: Config) -> Engine | None:
     return engines[0] if engines else None
 
 
+#: The configuration applied over the settings of an app's own engine: key -> attribute.
+SETTINGS = {
+    "concurrency": "workers",
+    "queues": "queues",
+    "workflows": "workflows",
+    "worker_id": "worker_id",
+    "lease": "lease",
+    "poll_interval": "poll_interval",
+    "shutdown_grace": "shutdown_grace",
+    "max_recoveries": "max_recoveries",
+}
+
+
 def worker_engine(config: Config) -> Engine:
     """The engine ``durably worker`` runs: the app's own (``module:engine``, or the one
     engine its modules define when no store is configured) with the configuration's
@@ -108,10 +123,19 @@ def worker_engine(config: Config) -> Engine:
     engine = app_engine(config)
     retention = config.retention()
     if engine is not None:
-        settings = {"concurrency": "workers", "queues": "queues", "workflows": "workflows"}
-        for key, attribute in [*settings.items(), ("worker_id", "worker_id")]:
+        for key in SETTINGS:
             if config.given(key):
-                setattr(engine, attribute, _value(config, key))
+                value = _value(config, key)
+                if key == "lease" and value < 1:
+                    raise Failure(f"lease must be at least 1 second, not {value:g}s", USAGE)
+                setattr(engine, SETTINGS[key], value)
+        if config.given("store"):
+            logging.getLogger("durably.worker").warning(
+                "--app names an engine: it runs on its own store %r; the store configured "
+                "(%s) is not used",
+                engine.store,
+                redact(config.get("store")),
+            )
         if retention is not None:
             engine.retention = Retention(**retention)
         return engine

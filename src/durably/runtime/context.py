@@ -135,6 +135,7 @@ class RunContext:
         self.cancel_requested = claim.run.cancel_requested
         # A cancelled run's error holds the reason until the run ends.
         self.cancel_reason = claim.run.error.message if claim.run.error else ""
+        self.cancel_seen = False  # WorkflowCancelled raised in this execution
         self.shielded = 0
         #: Entries that need no write of their own: they go with the next write.
         self.pending: list[JournalEntry] = []
@@ -199,13 +200,24 @@ class RunContext:
         if self.host is not None and self.host.draining and not self.shielded:
             raise Suspend(RunStatus.PENDING, self.now())
         if self.cancel_requested and not self.shielded:
-            reason = f": {self.cancel_reason}" if self.cancel_reason else ""
-            raise WorkflowCancelled(f"run {self.run_id} was cancelled{reason}")
+            raise self.cancelled()
         if self.deadline is not None and not self.shielded and self.now() >= self.deadline:
             raise WorkflowTimedOut(
                 f"run {self.run_id} ran past the {self.workflow.timeout:g}s timeout of "
                 f"workflow {self.workflow_name!r}"
             )
+
+    def cancelled(self) -> WorkflowCancelled:
+        """The error that tells the workflow it was asked to cancel (it has seen one now)."""
+        self.cancel_seen = True
+        reason = f": {self.cancel_reason}" if self.cancel_reason else ""
+        return WorkflowCancelled(f"run {self.run_id} was cancelled{reason}")
+
+    def check_unseen_cancel(self) -> None:
+        """At the workflow's return: a cancel asked while its last step ran, that it never
+        saw (no durable call came after), ends the run cancelled, not completed."""
+        if self.cancel_requested and not self.cancel_seen and not self.shielded:
+            raise self.cancelled()
 
     def fenced(self, write: Callable[[Transaction], T]) -> Write:
         """A write for this run, with pending entries and notes first; marks the run lost

@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 from durably.current import step_attempt
 from durably.durations import parse_duration
-from durably.errors import NotInWorkflow, StepTimeout, WorkflowCancelled
+from durably.errors import NotInWorkflow, StepTimeout
 from durably.names import check_name
 from durably.records import EntryStatus, RunInfo, RunStatus
 from durably.retry import RESIDENT_DELAY
@@ -282,8 +282,7 @@ def heartbeat(details: Any = None) -> None:
             "passed) and another may be running: stop its work"
         )
     if ctx is not None and ctx.cancel_requested and not ctx.shielded:
-        reason = f": {ctx.cancel_reason}" if ctx.cancel_reason else ""
-        raise WorkflowCancelled(f"run {ctx.run_id} was cancelled{reason}")
+        raise ctx.cancelled()
 
 
 def schedule_info() -> ScheduleInfo | None:

@@ -37,8 +37,10 @@ implements all of them; :class:`Store` is their union.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from durably.clock import Clock
 from durably.errors import ErrorInfo
@@ -56,7 +58,7 @@ from durably.records import (
 from durably.stores.protocols import AdminStore, ScheduleStore, Transaction, VirtualClockStore
 
 T = TypeVar("T")
-__all__ = ["AdminStore", "ScheduleStore", "Store", "Transaction", "VirtualClockStore"]
+__all__ = ["AdminStore", "ScheduleStore", "Store", "Transaction", "VirtualClockStore", "redact"]
 
 
 class Store(AdminStore, ScheduleStore, VirtualClockStore, Protocol):
@@ -293,3 +295,15 @@ class Store(AdminStore, ScheduleStore, VirtualClockStore, Protocol):
     def close(self) -> None:
         """Release the store's connections and threads; later calls raise ``StoreClosed``."""
         ...
+
+
+def redact(url: str) -> str:
+    """A store URL without its password (in the address or as ``?password=``), for
+    messages and logs."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return url
+    if password:
+        url = url.replace(f":{password}@", ":***@", 1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)

@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from durably.clock import SYSTEM, Clock
 from durably.errors import StoreClosed, StoreError
-from durably.stores.base import Transaction
+from durably.stores.base import Transaction, redact
 from durably.stores.sql import schema as versions
 from durably.stores.sql.statements import execute, pyformat
 from durably.stores.sql.store import SqlStore
@@ -44,15 +44,6 @@ _TRANSIENT = (
     pg_errors.SerializationFailure,
     pg_errors.DeadlockDetected,
 )
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class PostgresStore(SqlStore):
@@ -135,7 +126,8 @@ class PostgresStore(SqlStore):
             raise ValueError(f"the URL names two schemas: {sorted(schemas)}")
         schema = schemas.pop() if schemas else "durably"
         rest = urlencode([(k, v) for k, v in query if k not in ("schema", "search_path")])
-        url = urlunsplit(parts._replace(query=rest))
+        base = url.split("#", 1)[0].split("?", 1)[0]  # as written: urlunsplit would turn
+        url = f"{base}?{rest}" if rest else base  # 'postgresql:///db' into 'postgresql:/db'
         return cls(url, schema=schema, clock=clock, migrate=migrate)
 
     def __repr__(self) -> str:

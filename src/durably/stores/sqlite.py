@@ -118,6 +118,8 @@ class SQLiteStore(SqlStore):
                     conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
                 conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+                # Workflow patterns match case as on PostgreSQL ('billing.*' is not 'Billing.x').
+                conn.execute("PRAGMA case_sensitive_like = ON")
                 # The store's clock, which every statement reads as durably_now().
                 conn.create_function("durably_now", 0, self.clock.time)
             except BaseException:

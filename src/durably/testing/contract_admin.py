@@ -26,6 +26,7 @@ class AdminContract(ContractBase):
         self.create(store, new("a2", workflow="billing.refund", queue="slow"))
         self.create(store, new("b1", workflow="shipping.label", idempotency_key="k-1"))
         self.create(store, new("c1", workflow="shipping.label", parent_id="b1"))
+        self.create(store, new("e1", workflow="Billing.Invoice"))  # case counts
         self.ended(store, "d1", RunStatus.FAILED)
 
         def ids(**given: object) -> list[str]:
@@ -41,7 +42,8 @@ class AdminContract(ContractBase):
         assert ids(statuses=(RunStatus.PENDING,), queue="slow") == ["a2"]
         assert ids(parent_id="b1") == ["c1"]
         assert ids(idempotency_key="k-1") == ["b1"]
-        assert ids(since=before) == ["a1", "a2", "b1", "c1", "d1"]
+        assert ids(workflows=("Billing.*",)) == ["e1"]
+        assert ids(since=before) == ["a1", "a2", "b1", "c1", "d1", "e1"]
         assert ids(until=before) == []
 
     def test_pages_follow_each_other_newest_first(self, store: Store) -> None:

@@ -32,6 +32,7 @@ def run_sync(ctx: RunContext, committer: Committer) -> Conclusion | None:
     try:
         try:
             result, error = _call(ctx), None
+            ctx.check_unseen_cancel()
         except BaseException as exc:
             result, error = None, exc
         if needs_unwinding(ctx, error):
@@ -50,6 +51,7 @@ async def run_async(ctx: RunContext, committer: Committer) -> Conclusion | None:
     try:
         try:
             result, error = await _call(ctx), None
+            ctx.check_unseen_cancel()
         except BaseException as exc:
             result, error = None, exc
         if needs_unwinding(ctx, error):
