@@ -23,6 +23,11 @@ from durably.records import RunRow, RunStatus, why_waiting
 from durably.serialization import loads
 from durably.stores.base import Store
 from durably.watchers import Watchers
+from durably.worker.heartbeat import UNSERVED_EVERY
+
+#: How long a wait goes on while live workers do not execute the run's workflow (or
+#: serve its queue) before it raises NoWorker: a worker re-announces within that.
+UNSERVED_GRACE = UNSERVED_EVERY + 5.0
 
 R = TypeVar("R")
 
@@ -64,6 +69,7 @@ class RunHandle(Generic[R]):
         self._hint = result_hint
         self._target = run_id  # moves along a continue-as-new chain
         self._checked = False  # whether anyone executes runs was looked at
+        self._unserved_since: float | None = None  # live workers, none executing it
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id}>"
@@ -142,18 +148,27 @@ class RunHandle(Generic[R]):
             self._target = row.continued_to  # the chain goes on: wait for its next link
             return False
         if not row.status.terminal and not self._checked:
-            self._someone_executes(row)  # again at the next wait if it raises
-            self._checked = True
+            self._checked = self._someone_executes(row)
         return row.status.terminal
 
-    def _someone_executes(self, row: RunRow) -> None:
-        """Waiting for a run nothing would execute is a mistake: say so at once."""
+    def _someone_executes(self, row: RunRow) -> bool:
+        """Waiting for a run nothing would execute is a mistake: say so, at once when no
+        worker lives, after :data:`UNSERVED_GRACE` when those that live do not execute it
+        (one that imports the workflow late announces it within that). True: someone
+        executes it (no need to look again)."""
         if self._engine.launched:
-            return
-        reason = why_waiting(row, self._engine.store.live_workers())
-        if reason is not None:
-            raise NoWorker(f"run {row.run_id} is {row.status} and nothing would execute it: "
-                           f"{reason}")  # fmt: skip
+            return True
+        workers = self._engine.store.live_workers()
+        reason = why_waiting(row, workers)
+        if reason is None:
+            return True
+        if workers:
+            now = time.monotonic()
+            since = self._unserved_since = self._unserved_since or now
+            if now - since < UNSERVED_GRACE:
+                return False
+        raise NoWorker(f"run {row.run_id} is {row.status} and nothing would execute it: "
+                       f"{reason}")  # fmt: skip
 
     def _next_wait(self, deadline: float | None, pause: float, here: bool) -> float:
         """How long to wait before looking again. A run executing in this process

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import durably
+from durably import handle as handles
 
 
 @durably.workflow(name="wk.known")
@@ -28,8 +29,9 @@ def test_live_workers_are_announced_and_forgotten(store_url: str) -> None:
         assert owner not in [w.worker_id for w in client.store.live_workers()]
 
 
-def test_a_run_nobody_executes_says_why(store_url: str) -> None:
-    with durably.Engine(store_url, execute=False) as client:
+def test_a_run_nobody_executes_says_why(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handles, "UNSERVED_GRACE", 0.3)  # a late import's announcement
+    with durably.Engine(store_url, execute=False, poll_interval=0.05) as client:
         handle = client.start_workflow("wk.unknown", 1)
         reason = client.get_run(handle.run_id).blocked_reason
         assert reason is not None and "no worker is running" in reason
@@ -41,8 +43,8 @@ def test_a_run_nobody_executes_says_why(store_url: str) -> None:
             queued = client.start_workflow("wk.known", 5)
             reason = worker.get_run(queued.run_id).blocked_reason
             assert reason is not None and "serves queue 'default'" in reason
-            # Waiting for either says so at once, as with no worker at all: a live
-            # worker that executes another workflow, or serves another queue, is none.
+            # Waiting for either says so too, after the grace: a live worker that
+            # executes another workflow, or serves another queue, is none.
             for unserved in (handle, client.handle(queued.run_id)):
                 with pytest.raises(durably.NoWorker, match=r"no live worker (executes|that)"):
                     unserved.result(timeout=10)
