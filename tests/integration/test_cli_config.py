@@ -4,6 +4,7 @@ stderr and a meaningful exit code, never a traceback."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -164,11 +165,37 @@ def test_bad_input_is_one_line_and_an_exit_code(
     assert done.err.startswith("error: ") and done.out == ""
 
 
+def test_control_characters_never_reach_the_terminal(db: str) -> None:
+    name = "ev\x1b]0;pwned\x07\x1b[2Jil"  # sets the window title, clears the screen
+    assert cli("--store", db, "start", name, "[]").code == OK
+    for args in (["runs", "list"], ["runs", "list", "--workflow", name]):
+        listed = cli("--store", db, *args)
+        assert listed.code == OK and "\x1b" not in listed.out + listed.err, listed
+        assert "ev\\x1b]0;pwned\\x07" in listed.out
+    assert "\x1b" not in cli("--store", db, "runs", "show", "\x1bnope").err
+
+
 def test_no_command_prints_the_help(here: Path) -> None:
     for args in ([], ["runs"], ["schedules"]):
         done = cli(*args)
         assert done.code == OK and done.out.startswith("Usage: durably"), done
         assert "Commands:" in done.out and done.err == ""
+
+
+def test_a_read_never_makes_a_database(here: Path) -> None:
+    (here / "other.db").touch()  # another program's (empty) SQLite file
+    done = cli("--store", str(here / "other.db"), "runs", "list")
+    assert done.code == STORE and "no durably database at" in done.err, done
+    with sqlite3.connect(here / "other.db") as conn:  # not migrated into a durably one
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+    postgres.require()
+    typo = f"typo_{os.getpid()}"
+    done = cli("--store", postgres.schema_url(typo), "runs", "list")
+    assert done.code == STORE and f"schema={typo}" in done.err, done
+    assert cli("--store", postgres.schema_url(typo), "db", "status").code == OK
+    with postgres.connect() as conn:
+        made = "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s"
+        assert conn.execute(made, (typo,)).fetchone() is None
 
 
 def test_status_of_a_database_never_migrated(here: Path) -> None:

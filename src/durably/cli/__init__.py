@@ -16,7 +16,7 @@ from durably import __version__
 from durably.cli import admin, bulk, dashboard, messages, replay, runs, schedules
 from durably.cli import worker as working
 from durably.cli.config import ConfigError
-from durably.cli.output import INTERNAL, NOT_FOUND, REFUSED, STORE, USAGE, Failure
+from durably.cli.output import INTERNAL, NOT_FOUND, REFUSED, STORE, USAGE, Failure, printable
 from durably.cli.session import common
 from durably.cli.worker import load_engine
 from durably.errors import (
@@ -125,5 +125,5 @@ def main(args: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    click.echo(f"error: {printable(' '.join(message.split()))}", err=True)
     sys.exit(code)

@@ -162,7 +162,7 @@ class Output:
     def styled(self, value: Any) -> Any:
         from rich.text import Text
 
-        text = "" if value is None else str(value)
+        text = "" if value is None else printable(str(value))
         return Text(text, style=STATUS_STYLES.get(text, ""))
 
     def fields(self, pairs: Sequence[tuple[str, Any]]) -> None:
@@ -178,9 +178,19 @@ class Output:
         self.console.print(grid)
 
     def text(self, text: str, style: str = "") -> None:
-        self.console.print(text, style=style or None, soft_wrap=True)
+        self.console.print(printable(text), style=style or None, soft_wrap=True)
+
+
+#: Control characters (but tab and newline) as escapes: a name or message that holds
+#: ESC sequences must not drive the reader's terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (9, 10)}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters shown as ``\\xNN``."""
+    return text.translate(_CONTROLS)
 
 
 def note(message: str) -> None:
     """A line for people on stderr (never mixed into the results on stdout)."""
-    click.echo(message, err=True)
+    click.echo(printable(message), err=True)

@@ -17,7 +17,8 @@ import click
 from durably.cli.config import Config, load
 from durably.cli.output import FORMATS, STORE, Failure, Output
 from durably.engine import Engine
-from durably.stores import sqlite_file
+from durably.stores import open_store, sqlite_file
+from durably.stores.base import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FLAGS = "durably.flags"
@@ -102,6 +103,8 @@ class Session:
                     "(or create one with `durably db migrate`)",
                     STORE,
                 )
+            if not create and path != ":memory:":
+                _made_by_durably(spec)
             self._engine = Engine(spec, execute=False)
         return self._engine
 
@@ -109,6 +112,22 @@ class Session:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+
+
+def _made_by_durably(spec: str) -> None:
+    """Refuse a database durably never migrated (a mistyped PostgreSQL schema, another
+    program's SQLite file): a command that only reads or changes runs creates none."""
+    store = open_store(spec, migrate=False)
+    try:
+        version = store.schema_version()
+    finally:
+        store.close()
+    if version == 0:
+        raise Failure(
+            f"no durably database at {redact(spec)}: check the URL's schema or path, or "
+            "create one with `durably db migrate`",
+            STORE,
+        )
 
 
 def session() -> Session:
