@@ -246,7 +246,7 @@ def events(s: Session, run_id: str, key: str | None) -> None:
     ]
     if key is not None and not found:
         raise Failure(f"run {run_id} has set no event {key!r}", NOT_FOUND)
-    if key is not None and s.output.format in ("json", "table"):
+    if key is not None and s.output.format in ("json", "jsonl", "table"):
         s.output.write_json(found[0]["value"])
         return
     columns = [
