@@ -281,7 +281,7 @@ def make_spec(
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ScheduleError(f"schedule {schedule_id!r}: priority must be an int: {priority!r}")
     try:
-        return ScheduleSpec(
+        spec = ScheduleSpec(
             id=schedule_id,
             workflow=workflow,
             input=input,
@@ -297,18 +297,38 @@ def make_spec(
         raise
     except ValueError as exc:  # a bad name: a schedule's error, like the others
         raise ScheduleError(f"schedule {schedule_id!r}: {exc}") from None
+    if new:
+        _fitting(spec)
+    return spec
+
+
+def _fitting(spec: ScheduleSpec) -> None:
+    """Refuse an option that the other timing would ignore in silence."""
+    if spec.cron is not None and spec.offset:
+        raise ScheduleError(
+            f"schedule {spec.id!r}: offset= shifts an interval (every=); a cron expression "
+            "says its own minutes"
+        )
+    if spec.every is not None and spec.tz.upper() != "UTC":
+        raise ScheduleError(
+            f"schedule {spec.id!r}: tz= is the zone a cron expression is read in; an "
+            "interval (every=) ignores it"
+        )
 
 
 def with_changes(spec: ScheduleSpec, input: str | None, **options: Any) -> ScheduleSpec:
     """``spec`` with the given options changed (``None``: unchanged), checked again."""
     base = {k: v for k, v in spec.to_json().items() if k not in ("id", "workflow", "input")}
     given = {k: v for k, v in options.items() if v is not None}
-    if "cron" in given:
-        base["every"] = None
+    if "cron" in given:  # what only the other timing used goes with it
+        base.update(every=None, offset=0.0)
     if "every" in given:
-        base["cron"] = None
+        base.update(cron=None, tz="UTC")
     text = spec.input if input is None else input
     try:
-        return make_spec(spec.id, spec.workflow, text, new=False, **{**base, **given})
+        changed = make_spec(spec.id, spec.workflow, text, new=False, **{**base, **given})
     except TypeError as exc:  # an unknown option
         raise ScheduleError(f"schedule {spec.id!r}: {exc}") from None
+    if {"cron", "every", "offset", "tz"} & set(given):
+        _fitting(changed)
+    return changed

@@ -124,6 +124,8 @@ def test_intervals_are_anchored_at_the_epoch_plus_offset() -> None:
         ({"every": "1h", "priority": 1.5}, "priority must be an int"),
         ({"every": "1h", "tz": None}, "an IANA name such as"),
         ({"every": "1h", "queue": ""}, "queue must be a non-blank string"),
+        ({"cron": "0 * * * *", "offset": "5m"}, "offset= shifts an interval"),
+        ({"every": "1h", "tz": "Europe/Paris"}, "an interval \\(every=\\) ignores it"),
     ],
 )
 def test_bad_specs_are_schedule_errors(options: dict[str, Any], message: str) -> None:
@@ -156,6 +158,15 @@ def test_tick_ids_are_derived_from_the_schedule_and_the_instant() -> None:
         == "reports.daily@2026-11-01T05:30:00Z"
     )
     assert tick_run_id("s", utc(2026, 1, 1) + 0.25) == "s@2026-01-01T00:00:00.25Z"
+
+
+def test_a_change_of_timing_drops_what_only_the_old_one_used() -> None:
+    paris = make_spec("s", "wf", "{}", cron="0 9 * * *", tz="Europe/Paris")
+    assert with_changes(paris, None, every="1h").tz == "UTC"
+    shifted = make_spec("s", "wf", "{}", every="1h", offset="5m")
+    assert with_changes(shifted, None, cron="@daily").offset == 0
+    with pytest.raises(ScheduleError, match="offset= shifts an interval"):
+        with_changes(paris, None, offset="5m")
 
 
 def test_changes_keep_or_move_the_timing() -> None:
