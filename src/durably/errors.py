@@ -52,6 +52,11 @@ def describe(exc: BaseException) -> str:
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+def in_durably(filename: str) -> bool:
+    """Whether a traceback frame of ``filename`` is durably's own code."""
+    return filename.startswith(_PACKAGE)
+
+
 def _traceback(exc: BaseException) -> str:
     try:
         summary = traceback.TracebackException.from_exception(exc)
@@ -71,7 +76,7 @@ def _hide_own_frames(summary: traceback.TracebackException, exc: BaseException) 
     whole chain. An error of durably's own loses them all; any other keeps them where they
     are all it has (a bug in durably)."""
     stack = summary.stack
-    theirs = [frame for frame in stack if not frame.filename.startswith(_PACKAGE)]
+    theirs = [frame for frame in stack if not in_durably(frame.filename)]
     if len(theirs) < len(stack) and (theirs or isinstance(exc, DurablyError)):
         summary.stack = traceback.StackSummary.from_list(theirs)
     if summary.__cause__ is not None and exc.__cause__ is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from typing import Any, cast
 from durably import registry
 from durably.committer import Committer
 from durably.engine import Engine
-from durably.errors import WorkflowNotFound, describe
+from durably.errors import WorkflowNotFound, describe, in_durably
 from durably.hooks import Hooks
 from durably.records import Claim, JournalEntry, RunFilter, RunRow, RunStatus
 from durably.runtime.context import RunContext, activate, deactivate
@@ -198,14 +197,11 @@ def _site(exc: BaseException) -> str | None:
     """Where the code raised ``exc`` (its innermost frame outside durably), as a call
     site; None when durably raised it before the code ran."""
     frames = traceback.extract_tb(exc.__traceback__)
-    theirs = [frame for frame in frames if not frame.filename.startswith(_PACKAGE)]
+    theirs = [frame for frame in frames if not in_durably(frame.filename)]
     if not theirs:
         return None
     frame = theirs[-1]
     return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
-
-
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 __all__ = ["Divergence", "ReplayReport", "replay_check"]
