@@ -8,6 +8,7 @@ stopped writing (a stderr nobody reads) slows nothing else and grows no memory f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -63,11 +64,15 @@ class Deferral:
     def _run(self) -> None:
         while True:
             listener, event = self._queue.get()
+            # Nothing raised here may end the thread: every later event would wait for
+            # ever (a log handler that raises, even while its failure is reported).
             if listener is not None:
-                self._deliver(listener, event)
+                with contextlib.suppress(Exception):
+                    self._deliver(listener, event)
             caught_up = self._queue.empty()
             if caught_up and self._dropped:
-                self._tell_dropped()
+                with contextlib.suppress(Exception):
+                    self._tell_dropped()
             if listener is None:  # a flush: what was put before it was delivered
                 event.set()
             elif caught_up:

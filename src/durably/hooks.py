@@ -26,7 +26,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from types import TracebackType
 from typing import NamedTuple, TypeVar
 
@@ -54,7 +54,9 @@ class RunStarting(NamedTuple):
 
 
 class RunStarted(NamedTuple):
-    """A run was created (its write committed; not for a start that found its run)."""
+    """A run was created (its write committed; not for a start that found its run):
+    ``origin`` as :class:`RunStarting`'s, or ``"continue"`` for the next run of a
+    ``continue_as_new`` chain."""
 
     run_id: str
     workflow: str
@@ -296,7 +298,14 @@ def emit(listeners: tuple[Callable[[E], None], ...], event: E) -> None:
         try:
             listener(event)
         except Exception:
-            log.exception("a hook subscriber failed on %s", type(event).__name__)
+            _report("a hook subscriber failed on %s", type(event).__name__)
+
+
+def _report(message: str, kind: str) -> None:
+    """Log a subscriber's failure; when the log handler is what fails (a log shipper
+    whose backend is down), say nothing more: the next listener still gets the event."""
+    with suppress(Exception):
+        log.exception(message, kind)
 
 
 def _deliver(listener: Callable[[E], None], event: E) -> None:
@@ -311,7 +320,7 @@ def carrier(
         try:
             found = listener(event)
         except Exception:
-            log.exception("a hook subscriber failed on RunStarting")
+            _report("a hook subscriber failed on %s", "RunStarting")
             continue
         if found is not None:
             return found

@@ -506,3 +506,16 @@ def test_without_opentelemetry_the_import_says_what_to_install(
     monkeypatch.delitem(sys.modules, "durably.contrib.otel")
     with pytest.raises(ImportError, match=r"pip install 'durably\[otel\]'"):
         importlib.import_module("durably.contrib.otel")
+
+
+def test_an_engine_is_traced_once_at_a_time() -> None:
+    engine = durably.Engine(":memory:", execute=False)
+    try:
+        provider = TracerProvider()
+        first = instrument(engine, provider)
+        with pytest.raises(ValueError, match="traced already"):
+            instrument(engine, provider)  # two run spans per execution, two per step
+        first.close()
+        instrument(engine, provider).close()  # once closed, again
+    finally:
+        engine.close()

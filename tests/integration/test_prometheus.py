@@ -4,7 +4,11 @@ gauges from one process only, the HTTP exposition, and the import without the ex
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -12,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +24,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import durably
-from durably.contrib.prometheus import instrument, serve
+from durably.contrib.prometheus import LOCK, instrument, serve
 from durably.hooks import BatchCommitted, RunLost, StepFinished, Subscriber
 from durably.testing import TestEngine
 
+SRC = str(Path(durably.__file__).resolve().parents[1])
 ATTEMPTS: Counter[str] = Counter()
 MODE = {"changed": False}
 BLOCK = threading.Event()
@@ -168,6 +174,25 @@ def gate() -> str:
 def evolving() -> str:
     head = other() if MODE["changed"] else first()
     return head + gate()
+
+
+@durably.workflow(name="prom.chain")
+def chain(link: int) -> int:
+    if link < 2:
+        durably.continue_as_new(link + 1)
+    return link
+
+
+def test_each_run_of_a_continue_as_new_chain_is_counted_started_and_finished(
+    engine: durably.Engine,
+) -> None:
+    registry = CollectorRegistry()
+    with instrument(engine, registry):
+        assert engine.start_workflow(chain, 0).result(timeout=15) == 2
+        finished = "durably_runs_finished_total"
+        until(lambda: sum(series(registry, finished).values()) == 3, "the three ends")
+        started = series(registry, "durably_runs_started_total")
+        assert started == {"queue=default,workflow=prom.chain": 3}  # never more ends than starts
 
 
 def test_a_non_determinism_error_is_counted(engine: durably.Engine) -> None:
@@ -360,6 +385,40 @@ def test_one_process_of_a_fleet_exports_the_database_gauges(store_url: str) -> N
         finally:
             for m in metrics:
                 m.close()
+
+
+def test_a_worker_stopped_by_sigterm_gives_the_gauges_lease_back(tmp_path: Path) -> None:
+    db = str(tmp_path / "gauges.db")
+    client = durably.Engine(db, execute=False)
+    client.start_workflow("gauges.elsewhere", 1)  # a pending run: the gauges have a row
+    (tmp_path / "gauge_flows.py").write_text("import durably\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "durably.cli", "worker", "--store", db, "--app", "gauge_flows",
+         "--metrics-port", str(port)],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=SRC),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def exported() -> bool:  # the database gauges: the worker holds their lease
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return 'durably_runs{queue="default",status="pending"}' in r.read().decode()
+        except OSError:
+            return False
+
+    try:
+        until(exported, "the worker's database gauges")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, worker.communicate()
+        assert client.store.acquire_lock(LOCK, "the next worker", 30)  # at once, not at ttl
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
+        client.close()
 
 
 def test_engines_share_one_registry(store_url: str) -> None:

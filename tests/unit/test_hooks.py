@@ -148,6 +148,38 @@ def test_deferred_events_past_the_bound_are_dropped_and_counted(
     assert hooks.flush() and seen[-1] == 50  # caught up: delivered again
 
 
+def test_a_log_handler_that_raises_stops_nothing() -> None:
+    # A log shipper whose backend is down: its emit() raises, also when the failure of
+    # the subscriber that wrote through it is reported through it.
+    class Shipper(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise ConnectionError("log backend unreachable")
+
+    class Logs(Subscriber):
+        def step_started(self, event: StepStarted) -> None:
+            logging.getLogger("durably.worker").warning("step %s", event.seq)
+
+    seen: list[int] = []
+
+    class After(Subscriber):
+        def step_started(self, event: StepStarted) -> None:
+            seen.append(event.seq)
+
+    shipper = Shipper()
+    root = logging.getLogger()
+    root.addHandler(shipper)
+    try:
+        hooks = Hooks()
+        hooks.subscribe(Logs(), deferred=True)
+        hooks.subscribe(After(), deferred=True)
+        for seq in range(3):
+            emit(hooks.step_started, StepStarted("r1", "wf", "charge", seq, 1))
+        assert hooks.flush(5)  # the hooks thread lives on
+        assert seen == [0, 1, 2]  # and the listener after the failing one still hears
+    finally:
+        root.removeHandler(shipper)
+
+
 def test_what_must_answer_at_once_is_never_deferred() -> None:
     class Carrier(Subscriber):
         def run_starting(self, event: RunStarting) -> str | None:

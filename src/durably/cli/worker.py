@@ -245,9 +245,9 @@ def worker(s: Session, **flags: Any) -> None:  # fmt: skip
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        engine.close()
-        if metrics is not None:
+        if metrics is not None:  # first: it gives its gauges' lease back through the store
             metrics.close()
+        engine.close()
     say("durably worker: stopped")
 
 

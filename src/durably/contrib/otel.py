@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -52,7 +53,8 @@ def instrument(
 ) -> Tracing:
     """Trace ``engine``'s runs; returns the :class:`Tracing`, whose ``close()`` stops it.
 
-    Instrument an engine before launching it, or the runs it claims at once are missed.
+    Instrument an engine before launching it, or the runs it claims at once are missed;
+    once (:class:`ValueError` while its first ``Tracing`` is open).
 
     Args:
         engine: the engine whose hooks to subscribe to (one that starts runs, executes
@@ -83,6 +85,10 @@ class Tracing(hooks.Subscriber):
     ) -> None:
         from durably import __version__
 
+        with _traced_lock:
+            if engine in _traced:  # each execution would get two run spans, two per step
+                raise ValueError("this engine is traced already: close() its Tracing first")
+            _traced.add(engine)
         self.engine = engine
         self.tracer = trace.get_tracer("durably", __version__, tracer_provider)
         self.new_trace_after = new_trace_after
@@ -99,6 +105,8 @@ class Tracing(hooks.Subscriber):
             return
         self._unsubscribe()
         self._unsubscribe = None
+        with _traced_lock:
+            _traced.discard(self.engine)
         _correlate(-1)
         with self._lock:
             spans = [span for segment in self._open.values() for span in segment]
@@ -287,6 +295,8 @@ class _Current(AbstractContextManager[object]):
 
 # Log correlation is one setting of the process: the ``durably.logs.trace_ids`` found
 # when the first instrumentation opened, and how many are open.
+_traced: weakref.WeakSet[Engine] = weakref.WeakSet()  # the engines a Tracing is open on
+_traced_lock = threading.Lock()
 _logs_lock = threading.Lock()
 _logs_open = 0
 _logs_before: TraceIds | None = None

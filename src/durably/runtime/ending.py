@@ -15,6 +15,7 @@ from durably.errors import (
     WorkflowCancelled,
     WorkflowTimedOut,
 )
+from durably.hooks import RunStarted, emit
 from durably.records import Claim, NewRun, RunRow, RunStatus, new_run_id
 from durably.runtime.context import RunContext
 from durably.runtime.unwinding import ContinueAsNew, Suspend
@@ -160,6 +161,8 @@ def _continue(ctx: RunContext, request: ContinueAsNew) -> Conclusion:
 
     def dispatch(created: tuple[Any, bool]) -> None:
         row, new = created
+        if new and ctx.hooks.run_started:  # a run created, as a start's or a child's
+            emit(ctx.hooks.run_started, RunStarted(row.run_id, row.workflow, row.queue, "continue"))
         if new and direct and host is not None:
             host.dispatch(Claim(row, (), started_here=True))
 
