@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -26,7 +27,10 @@ pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 playwright = pytest.importorskip("playwright.sync_api")
 
+from starlette.requests import Request  # noqa: E402
+
 from durably.dashboard import app  # noqa: E402
+from durably.dashboard.security import _same_site  # noqa: E402
 from durably.testing import TestEngine  # noqa: E402
 from tests import postgres  # noqa: E402
 
@@ -396,6 +400,60 @@ def test_a_bulk_cancel_shows_the_count_first(served: Served) -> None:
     code, headers_back, _ = _request(target, data=confirmed, headers=headers)
     assert code == 303 and f"done=cancel:{shown.group(1)}" in headers_back["location"]
     _until(lambda: all(served.engine.get_run(h.run_id).status == "cancelled" for h in handles))
+
+
+def test_a_bulk_action_changes_only_what_the_filter_and_the_action_select(
+    served: Served,
+) -> None:
+    waiting = served.engine.start_workflow(approval, f"bulk-none-{time.monotonic_ns()}")
+    _until(lambda: served.engine.get_run(waiting.run_id).status == "waiting")
+    cookies, csrf = _session(served)
+    headers = {"Cookie": cookies, "Origin": served.url}
+    for action, status in (("cancel", "completed"), ("retry", "cancelled")):
+        # A filter of runs the action cannot change selects none (not every live one).
+        target = f"{served.url}/runs/bulk?status={status}"
+        code, _, html = _request(target, data=f"csrf={csrf}&action={action}".encode(),
+                                 headers=headers)  # fmt: skip
+        assert code == 200 and f"{action.capitalize()} 0 run(s)?" in html, html
+        assert 'id="confirm"' not in html
+        sent = f"csrf={csrf}&action={action}&confirm=0".encode()
+        assert _request(target, data=sent, headers=headers)[0] == 200  # still nothing to do
+    assert served.engine.get_run(waiting.run_id).status == "waiting"
+
+
+def test_odd_ids_payloads_and_addresses_get_answers_not_errors(served: Served) -> None:
+    cookies, csrf = _session(served)
+    headers = {"Cookie": cookies}
+    code, back, _ = _request(f"{served.url}//evil.example/x?token={TOKEN}")
+    assert code == 307 and back["location"] == "/evil.example/x"  # never another site
+    lone = served.engine.with_options(run_id="заказ-1").start_workflow(order, "\ud800")
+    code, _, html = _request(f"{served.url}/runs/{quote(lone.run_id)}", headers=headers)
+    assert code == 200 and "\\ud800" in html  # a lone surrogate, shown escaped
+    code, got, _ = _request(f"{served.url}/runs/{quote(lone.run_id)}/input.json", headers=headers)
+    assert (
+        code == 200
+        and f"filename*=UTF-8''{quote(lone.run_id)}-input.json" in got["content-disposition"]
+    )
+    assert _request(f"{served.url}/runs/{quote(lone.run_id)}/other.json", headers=headers)[0] == 404
+    assert _request(f"{served.url}/runs/a%00b", headers=headers)[0] == 404
+    posted = {**headers, "Origin": served.url}
+    gone = _request(f"{served.url}/runs/no-such-run/cancel", data=f"csrf={csrf}".encode(),
+                    headers=posted)  # fmt: skip
+    assert gone[0] == 404
+    deep = quote("[" * 5000 + "]" * 5000)
+    form = f"csrf={csrf}&name=go&payload={deep}".encode()
+    sent = _request(f"{served.url}/runs/{quote(lone.run_id)}/signal", data=form, headers=posted)
+    assert sent[0] == 400 and "nested too deeply" in sent[2]
+
+
+def test_an_ipv6_address_is_this_site() -> None:
+    def request(host: str, origin: str) -> Request:
+        headers = [(b"host", host.encode()), (b"origin", origin.encode())]
+        return Request({"type": "http", "scheme": "http", "headers": headers, "path": "/"})
+
+    assert _same_site(request("[::1]:8765", "http://[::1]:8765"))
+    assert not _same_site(request("[::1]:8765", "http://[::2]:8765"))
+    assert not _same_site(request("[::1]:bad", "http://[::1]:bad"))  # malformed: never
 
 
 def test_read_only_has_no_action(tmp_path: Path) -> None:

@@ -15,11 +15,12 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from durably.dashboard.pages import BadFilter, engine_of, filters, render
 from durably.dashboard.security import csrf_ok
 from durably.engine import Engine
-from durably.errors import DurablyError
+from durably.errors import DurablyError, RunNotFound
 from durably.records import RunStatus
 
 #: Runs a bulk action acts on at most (narrow the filter for more).
 BULK_LIMIT = 10_000
+_LIVE = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING]
 
 
 async def _form(request: Request) -> dict[str, Any] | Response:
@@ -43,6 +44,8 @@ async def _on_run(request: Request, act: Callable[[Engine, str, dict[str, Any]],
     run_id = request.path_params["run_id"]
     try:
         to = await run_in_threadpool(act, engine_of(request), run_id, form)
+    except RunNotFound:
+        return PlainTextResponse(f"404: no run with id {run_id!r}", 404)
     except (DurablyError, ValueError, TypeError) as exc:
         return PlainTextResponse(f"400: {type(exc).__name__}: {exc}", 400)
     return _back(to)
@@ -72,6 +75,8 @@ def _signal(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
         payload = json.loads(str(form.get("payload") or "null"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"the payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("the payload is nested too deeply") from None
     engine.send_signal(run_id, name, payload)
     return f"/runs/{run_id}"
 
@@ -105,16 +110,17 @@ async def bulk(request: Request) -> Response:
         given = filters(request)
     except BadFilter as exc:
         return PlainTextResponse(f"400: {exc}", 400)
-    if action == "cancel":
-        live = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING]
-        given["status"] = [s for s in given.get("status", live) if s in live] or live
-    else:
-        given["status"] = [RunStatus.FAILED, RunStatus.CANCELLED]
+    # The runs of the filter the action can change: cancel those not ended, retry the
+    # failed ones. A filter of none of those selects no run, never all of them.
+    able = _LIVE if action == "cancel" else [RunStatus.FAILED]
+    given["status"] = [s for s in given.get("status", able) if s in able]
     engine = engine_of(request)
-    count = await run_in_threadpool(lambda: engine.count_runs(**given))
-    if form.get("confirm") != str(count):
-        query = request.url.query
-        return render(request, "confirm.html", action=action, count=count, query=query)
+    count = 0
+    if given["status"]:
+        count = await run_in_threadpool(lambda: engine.count_runs(**given))
+    if form.get("confirm") != str(count) or not count:
+        query, limit = request.url.query, BULK_LIMIT
+        return render(request, "confirm.html", action=action, count=count, query=query, limit=limit)
     done = await run_in_threadpool(_act_on_all, engine, action, given)
     return _back(f"/runs?{request.url.query}&done={action}:{done}")
 

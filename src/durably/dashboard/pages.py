@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -171,7 +172,7 @@ def _the_run(request: Request) -> Run | Response:
     run_id = request.path_params["run_id"]
     try:
         return engine_of(request).get_run(run_id)
-    except RunNotFound:
+    except (RunNotFound, ValueError):  # ValueError: an id no store holds (a NUL in it)
         return render(request, "missing.html", 404, run_id=run_id)
 
 
@@ -223,11 +224,14 @@ def payload(request: Request) -> Response:
     engine = engine_of(request)
     which = request.path_params["which"]
     try:
+        if which not in ("input", "output"):
+            raise RunNotFound(which)
         found = engine.get_run(request.path_params["run_id"])
-    except RunNotFound:
-        return Response("no such run", 404, media_type="text/plain")
+    except (RunNotFound, ValueError):
+        return Response("no such run or payload", 404, media_type="text/plain")
     value = found.input if which == "input" else found.output
-    disposition = f'attachment; filename="{found.run_id}-{which}.json"'
+    name = quote(f"{found.run_id}-{which}.json", safe="")  # any id: RFC 6266's filename*
+    disposition = f"attachment; filename=\"{which}.json\"; filename*=UTF-8''{name}"
     return Response(
         json.dumps(value, indent=2),
         media_type="application/json",
@@ -242,4 +246,9 @@ def schedules(request: Request) -> Response:
 def _shown(value: Any) -> dict[str, Any]:
     """A payload as indented JSON, cut at :data:`SHOWN` characters."""
     text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: shown escaped, the page still loads
+            text = json.dumps(value, indent=2, default=str)
     return {"text": text[:SHOWN], "cut": len(text) > SHOWN, "size": len(text)}

@@ -112,7 +112,8 @@ class Guard:
         if not self.reusable:
             self.token = None  # a one-time token: the cookie is what opens the door now
         target = request.url.remove_query_params("token")
-        response = RedirectResponse(target.path + (f"?{target.query}" if target.query else ""))
+        path = "/" + target.path.lstrip("/")  # '//evil.example' is another site's address
+        response = RedirectResponse(path + (f"?{target.query}" if target.query else ""))
         response.headers.append("set-cookie", _cookie(SESSION, self._signed()).decode())
         return response
 
@@ -136,14 +137,18 @@ def _same_site(request: Request) -> bool:
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin:
         return False
-    seen = urlsplit(origin)
-    return f"{seen.hostname}:{seen.port or _default_port(seen.scheme)}" == _host(request)
+    here = _address("//" + request.headers.get("host", ""), request.url.scheme)
+    return here is not None and _address(origin, request.url.scheme) == here
 
 
-def _host(request: Request) -> str:
-    host = request.headers.get("host", "")
-    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
-    return f"{name or host}:{port or _default_port(request.url.scheme)}"
+def _address(url: str, scheme: str) -> str | None:
+    """``host:port`` of a URL (an IPv6 host too), its port the default of its scheme
+    (else ``scheme``'s) when it names none; None when malformed."""
+    try:
+        seen = urlsplit(url)
+        return f"{seen.hostname}:{seen.port or _default_port(seen.scheme or scheme)}"
+    except ValueError:  # a port that is no number, a bracket left open
+        return None
 
 
 def _default_port(scheme: str) -> int:
