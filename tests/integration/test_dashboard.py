@@ -27,7 +27,9 @@ pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 playwright = pytest.importorskip("playwright.sync_api")
 
+from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
+from starlette.routing import Mount  # noqa: E402
 
 from durably.dashboard import app  # noqa: E402
 from durably.dashboard.security import _same_site  # noqa: E402
@@ -90,16 +92,19 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(engine: durably.Engine, **options: Any) -> Iterator[Served]:
-    """The dashboard of ``engine`` on a real server of its own."""
+def serving(engine: durably.Engine, mount: str = "", **options: Any) -> Iterator[Served]:
+    """The dashboard of ``engine`` on a real server of its own (under ``mount``, a path
+    of a host application, if given)."""
     port = _free_port()
-    web = app(engine, token=TOKEN, **options)
+    web: Any = app(engine, token=TOKEN, **options)
+    if mount:
+        web = Starlette(routes=[Mount(mount, app=web)])
     server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         _until(lambda: server.started)
-        yield Served(engine, f"http://127.0.0.1:{port}")
+        yield Served(engine, f"http://127.0.0.1:{port}{mount}")
     finally:
         server.should_exit = True
         thread.join(5)
@@ -444,6 +449,29 @@ def test_odd_ids_payloads_and_addresses_get_answers_not_errors(served: Served) -
     form = f"csrf={csrf}&name=go&payload={deep}".encode()
     sent = _request(f"{served.url}/runs/{quote(lone.run_id)}/signal", data=form, headers=posted)
     assert sent[0] == 400 and "nested too deeply" in sent[2]
+
+
+def test_mounted_in_an_application_every_link_and_redirect_stays_under_its_path(
+    tmp_path: Path,
+) -> None:
+    engine = durably.Engine(str(tmp_path / "mounted.db"), execute=False)
+    try:
+        with serving(engine, mount="/ops/durably") as served:
+            cookies, csrf = _session(served)  # the login redirects under the path too
+            odd = engine.with_options(run_id="odd?id#1 &x").start_workflow(approval, "m")
+            code, _, html = _request(f"{served.url}/runs", headers={"Cookie": cookies})
+            assert code == 200 and 'src="/ops/durably/static/app.js"' in html
+            assert '<meta name="base" content="/ops/durably">' in html  # for /live
+            assert 'href="/ops/durably/runs/odd%3Fid%231%20%26x"' in html  # the id encoded
+            assert 'href="/' not in html.replace('href="/ops/durably/', "")  # none outside
+            asset = _request(f"{served.url}/static/app.js", headers={"Cookie": cookies})
+            assert asset[0] == 200
+            target = f"{served.url}/runs/{quote(odd.run_id, safe='')}/cancel"
+            headers = {"Cookie": cookies, "Origin": served.url.rsplit("/ops", 1)[0]}
+            code, back, _ = _request(target, data=f"csrf={csrf}".encode(), headers=headers)
+            assert code == 303 and back["location"] == "/ops/durably/runs/odd%3Fid%231%20%26x"
+    finally:
+        engine.close()
 
 
 def test_an_ipv6_address_is_this_site() -> None:

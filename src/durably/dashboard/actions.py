@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from durably.dashboard.pages import BadFilter, engine_of, filters, render
+from durably.dashboard.pages import BadFilter, base_of, engine_of, filters, render
 from durably.dashboard.security import csrf_ok
 from durably.engine import Engine
 from durably.errors import DurablyError, RunNotFound
@@ -33,8 +34,8 @@ async def _form(request: Request) -> dict[str, Any] | Response:
     return form
 
 
-def _back(to: str) -> Response:
-    return RedirectResponse(to, status_code=303)
+def _back(request: Request, to: str) -> Response:
+    return RedirectResponse(base_of(request) + to, status_code=303)
 
 
 async def _on_run(request: Request, act: Callable[[Engine, str, dict[str, Any]], str]) -> Response:
@@ -48,17 +49,17 @@ async def _on_run(request: Request, act: Callable[[Engine, str, dict[str, Any]],
         return PlainTextResponse(f"404: no run with id {run_id!r}", 404)
     except (DurablyError, ValueError, TypeError) as exc:
         return PlainTextResponse(f"400: {type(exc).__name__}: {exc}", 400)
-    return _back(to)
+    return _back(request, to)
 
 
 def _cancel(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
     engine.cancel(run_id, form.get("reason") or "cancelled from the dashboard")
-    return f"/runs/{run_id}"
+    return f"/runs/{quote(run_id, safe='')}"
 
 
 def _retry(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
     engine.retry(run_id)
-    return f"/runs/{run_id}"
+    return f"/runs/{quote(run_id, safe='')}"
 
 
 def _fork(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
@@ -66,7 +67,7 @@ def _fork(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
         position = int(form.get("from_step", ""))
     except ValueError:
         raise ValueError("fork: from_step must be a journal position (a number)") from None
-    return f"/runs/{engine.fork(run_id, position)}"
+    return f"/runs/{quote(engine.fork(run_id, position), safe='')}"
 
 
 def _signal(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
@@ -78,7 +79,7 @@ def _signal(engine: Engine, run_id: str, form: dict[str, Any]) -> str:
     except RecursionError:
         raise ValueError("the payload is nested too deeply") from None
     engine.send_signal(run_id, name, payload)
-    return f"/runs/{run_id}"
+    return f"/runs/{quote(run_id, safe='')}"
 
 
 async def cancel(request: Request) -> Response:
@@ -122,7 +123,7 @@ async def bulk(request: Request) -> Response:
         query, limit = request.url.query, BULK_LIMIT
         return render(request, "confirm.html", action=action, count=count, query=query, limit=limit)
     done = await run_in_threadpool(_act_on_all, engine, action, given)
-    return _back(f"/runs?{request.url.query}&done={action}:{done}")
+    return _back(request, f"/runs?{request.url.query}&done={action}:{done}")
 
 
 def _act_on_all(engine: Engine, action: str, given: dict[str, Any]) -> int:
@@ -155,4 +156,4 @@ async def schedule(request: Request) -> Response:
         await run_in_threadpool(acts[what], schedule_id)
     except DurablyError as exc:
         return PlainTextResponse(f"400: {exc}", 400)
-    return _back("/schedules")
+    return _back(request, "/schedules")

@@ -43,8 +43,14 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         csrf=request.state.csrf,
         read_only=request.app.state.read_only,
         nav=name.partition(".")[0],
+        base=base_of(request),
     )
     return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def base_of(request: Request) -> str:
+    """The path the dashboard is mounted at (``""`` when it is the whole app)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def engine_of(request: Request) -> Engine:

@@ -30,7 +30,8 @@ function live() {
   let poller = null;
   const poll = () => { if (!poller) poller = setInterval(refresh, 5000); };
   if (!window.EventSource) return poll();
-  const source = new EventSource("/live?" + watch);
+  const base = document.querySelector('meta[name="base"]').content; // a Mount's prefix
+  const source = new EventSource(base + "/live?" + watch);
   source.onopen = refresh; // what changed between the page's rendering and now
   source.addEventListener("changed", () => { failures = 0; refresh(); });
   source.onerror = () => {
