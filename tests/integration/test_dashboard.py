@@ -32,6 +32,8 @@ from starlette.requests import Request  # noqa: E402
 from starlette.routing import Mount  # noqa: E402
 
 from durably.dashboard import app  # noqa: E402
+from durably.dashboard.live import _digest  # noqa: E402
+from durably.dashboard.pages import Totals  # noqa: E402
 from durably.dashboard.security import _same_site  # noqa: E402
 from durably.testing import TestEngine  # noqa: E402
 from tests import postgres  # noqa: E402
@@ -472,6 +474,15 @@ def test_mounted_in_an_application_every_link_and_redirect_stays_under_its_path(
             assert code == 303 and back["location"] == "/ops/durably/runs/odd%3Fid%231%20%26x"
     finally:
         engine.close()
+
+
+def test_a_signal_sent_to_a_run_changes_what_its_live_page_follows(served: Served) -> None:
+    waiting = served.engine.start_workflow(approval, "live-signal")
+    _until(lambda: served.engine.get_run(waiting.run_id).status == "waiting")
+    watch = f"run:{waiting.run_id}"
+    before = _digest(served.engine, watch, {}, Totals())
+    served.engine.send_signal(waiting.run_id, "not-yet", 1)  # shown as sent, not received
+    assert _digest(served.engine, watch, {}, Totals()) != before
 
 
 def test_an_ipv6_address_is_this_site() -> None:

@@ -46,7 +46,8 @@ def _digest(engine: Engine, watch: str, given: dict[str, Any], totals: Totals) -
             run = engine.get_run(watch[4:])
         except RunNotFound:
             return None
-        return (run.status, run.updated_at, run.current_step, run.attempts)
+        pending = len(engine.store.pending_signals(run.run_id))  # a signal sent to it
+        return (run.status, run.updated_at, run.current_step, run.attempts, pending)
     if watch == "runs":
         return [(r.run_id, r.status, r.updated_at) for r in engine.list_runs(limit=50, **given)]
     if watch == "schedules":
