@@ -21,7 +21,7 @@ from durably.records import RunStatus
 
 #: Runs a bulk action acts on at most (narrow the filter for more).
 BULK_LIMIT = 10_000
-_LIVE = [RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING]
+_LIVE = [status for status in RunStatus if not status.terminal]
 
 
 async def _form(request: Request) -> dict[str, Any] | Response:

@@ -229,12 +229,12 @@ def payload(request: Request) -> Response:
     """A run's input or output in full, as a JSON download."""
     engine = engine_of(request)
     which = request.path_params["which"]
+    if which not in ("input", "output"):
+        return Response("no such payload", 404, media_type="text/plain")
     try:
-        if which not in ("input", "output"):
-            raise RunNotFound(which)
         found = engine.get_run(request.path_params["run_id"])
-    except (RunNotFound, ValueError):
-        return Response("no such run or payload", 404, media_type="text/plain")
+    except (RunNotFound, ValueError):  # ValueError: an id no store holds (a NUL in it)
+        return Response("no such run", 404, media_type="text/plain")
     value = found.input if which == "input" else found.output
     name = quote(f"{found.run_id}-{which}.json", safe="")  # any id: RFC 6266's filename*
     disposition = f"attachment; filename=\"{which}.json\"; filename*=UTF-8''{name}"
